@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs the Debian packages cutover builds and tests with. As root it runs
+# apt-get; otherwise it prints the exact command to run and exits 1.
+# --check: exit 0 when everything is present, 1 otherwise (prints what is missing).
+set -euo pipefail
+
+pkgs=(build-essential cmake pkg-config curl
+      libevent-dev libcurl4-openssl-dev libjansson-dev libfyaml-dev
+      libsqlite3-dev libpq-dev libxxhash-dev libcmocka-dev
+      sqlite3 wrk)
+
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+# Node.js runs the client compatibility tests; a machine may already have it
+# from elsewhere, so only the command is checked.
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
+
+if [ "${1:-}" = "--check" ]; then
+  if [ ${#missing[@]} -eq 0 ]; then exit 0; fi
+  echo "missing: ${missing[*]}"
+  exit 1
+fi
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "deps: everything is installed"
+  exit 0
+fi
+
+cmd="apt-get install -y --no-install-recommends ${missing[*]}"
+if [ "$(id -u)" -ne 0 ]; then
+  echo "deps: missing Debian packages: ${missing[*]}"
+  echo "deps: run as root:"
+  echo "  apt-get update && $cmd"
+  exit 1
+fi
+echo "deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,268 @@
+/* Shared helpers: clocks, ids, hashing, suggestions, duration/size parsing,
+ * whole-file I/O. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "cutover/error.h"
+#include "cutover/util.h"
+
+int64_t co_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t co_mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+void co_id_new(char out[CO_ID_LEN])
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char r[16];
+    if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r) {
+        /* getrandom cannot fail for 16 bytes after boot; mix clocks if it does */
+        uint64_t a = (uint64_t)co_mono_us(), b = (uint64_t)co_now_ms() ^ (uint64_t)(uintptr_t)out;
+        memcpy(r, &a, 8);
+        memcpy(r + 8, &b, 8);
+    }
+    for (int i = 0; i < 16; i++) {
+        out[2 * i] = hex[r[i] >> 4];
+        out[2 * i + 1] = hex[r[i] & 15];
+    }
+    out[32] = '\0';
+}
+
+uint64_t co_hash64(const void *data, size_t len, uint64_t seed)
+{
+    return XXH64(data, len, seed);
+}
+
+unsigned co_bucket(const char *salt, const char *key)
+{
+    uint64_t h = XXH64(salt, strlen(salt), 0);
+    h = XXH64(key, strlen(key), h);
+    return (unsigned)(h % 10000u);
+}
+
+int co_edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 64 || lb > 64)
+        return 255;
+    int row[65];
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = (int)j;
+    for (size_t i = 1; i <= la; i++) {
+        int prev = row[0];
+        row[0] = (int)i;
+        for (size_t j = 1; j <= lb; j++) {
+            int cur = row[j];
+            int cost = a[i - 1] == b[j - 1] ? 0 : 1;
+            int best = prev + cost;
+            if (row[j] + 1 < best) best = row[j] + 1;
+            if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
+            row[j] = best;
+            prev = cur;
+        }
+    }
+    return row[lb] > 255 ? 255 : row[lb];
+}
+
+const char *co_suggest(const char *word, const char *const *candidates)
+{
+    const char *best = NULL;
+    int best_d = 256;
+    for (const char *const *c = candidates; *c; c++) {
+        int d = co_edit_distance(word, *c);
+        if (d < best_d) {
+            best_d = d;
+            best = *c;
+        }
+    }
+    int len = (int)strlen(word);
+    int limit = len / 3 > 2 ? len / 3 : 2;
+    return best && best_d <= limit ? best : NULL;
+}
+
+int co_parse_duration_ms(const char *s, int64_t *out_ms)
+{
+    if (!s || !*s)
+        return co_error_set(CO_EPARSE, "empty duration");
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || errno || v < 0)
+        return co_error_set(CO_EPARSE, "'%s' is not a duration (e.g. 250ms, 30s, 5m, 48h, 14d)", s);
+    double mult;
+    if (!*end || strcmp(end, "s") == 0) mult = 1000;
+    else if (strcmp(end, "ms") == 0) mult = 1;
+    else if (strcmp(end, "m") == 0) mult = 60e3;
+    else if (strcmp(end, "h") == 0) mult = 3600e3;
+    else if (strcmp(end, "d") == 0) mult = 86400e3;
+    else
+        return co_error_set(CO_EPARSE, "'%s' has an unknown unit '%s' (use ms, s, m, h or d)", s, end);
+    double ms = v * mult;
+    if (ms > 9.2e18)
+        return co_error_set(CO_EPARSE, "'%s' is too long a duration", s);
+    *out_ms = (int64_t)(ms + 0.5);
+    return 0;
+}
+
+int co_parse_size(const char *s, int64_t *out_bytes)
+{
+    if (!s || !*s)
+        return co_error_set(CO_EPARSE, "empty size");
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || errno || v < 0)
+        return co_error_set(CO_EPARSE, "'%s' is not a size (e.g. 512, 64k, 10MB, 1MiB)", s);
+    double mult;
+    if (!*end || strcmp(end, "B") == 0) mult = 1;
+    else if (!strcasecmp(end, "k") || !strcasecmp(end, "kb") || !strcasecmp(end, "kib")) mult = 1024;
+    else if (!strcasecmp(end, "m") || !strcasecmp(end, "mb") || !strcasecmp(end, "mib")) mult = 1024.0 * 1024;
+    else if (!strcasecmp(end, "g") || !strcasecmp(end, "gb") || !strcasecmp(end, "gib")) mult = 1024.0 * 1024 * 1024;
+    else
+        return co_error_set(CO_EPARSE, "'%s' has an unknown unit '%s' (use k, MB, GiB…)", s, end);
+    *out_bytes = (int64_t)(v * mult);
+    return 0;
+}
+
+const char *co_format_duration(int64_t ms, char *buf, size_t n)
+{
+    if (ms < 1000)
+        snprintf(buf, n, "%lldms", (long long)ms);
+    else if (ms % 86400000 == 0)
+        snprintf(buf, n, "%lldd", (long long)(ms / 86400000));
+    else if (ms % 3600000 == 0)
+        snprintf(buf, n, "%lldh", (long long)(ms / 3600000));
+    else if (ms >= 3600000)
+        snprintf(buf, n, "%lldh%lldm", (long long)(ms / 3600000), (long long)(ms % 3600000 / 60000));
+    else if (ms % 60000 == 0)
+        snprintf(buf, n, "%lldm", (long long)(ms / 60000));
+    else if (ms % 1000 == 0)
+        snprintf(buf, n, "%llds", (long long)(ms / 1000));
+    else
+        snprintf(buf, n, "%.1fs", (double)ms / 1000.0);
+    return buf;
+}
+
+int co_read_file(const char *path, size_t max, char **out, size_t *out_len)
+{
+    int rc = 0;
+    char *data = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return co_error_set(errno == ENOENT ? CO_ENOENT : CO_EIO, "%s: %s", path, strerror(errno));
+    size_t cap = 4096, len = 0;
+    data = malloc(cap);
+    if (!data) {
+        rc = co_error_set(CO_ENOMEM, "out of memory reading %s", path);
+        goto done;
+    }
+    for (;;) {
+        if (len + 1 >= cap) {
+            cap *= 2;
+            char *p = realloc(data, cap);
+            if (!p) {
+                rc = co_error_set(CO_ENOMEM, "out of memory reading %s", path);
+                goto done;
+            }
+            data = p;
+        }
+        size_t n = fread(data + len, 1, cap - len - 1, f);
+        len += n;
+        if (len > max) {
+            rc = co_error_set(CO_ETOOBIG, "%s is larger than %zu bytes", path, max);
+            goto done;
+        }
+        if (n == 0)
+            break;
+    }
+    if (ferror(f)) {
+        rc = co_error_set(CO_EIO, "%s: read error", path);
+        goto done;
+    }
+    data[len] = '\0';
+    *out = data;
+    if (out_len)
+        *out_len = len;
+    data = NULL;
+done:
+    free(data);
+    fclose(f);
+    return rc;
+}
+
+int co_write_file(const char *path, const char *data, size_t len, int overwrite)
+{
+    int rc = 0, fd = -1;
+    char *tmp = NULL;
+    if (!overwrite && access(path, F_OK) == 0)
+        return co_error_set(CO_EEXIST, "%s already exists", path);
+    if (asprintf(&tmp, "%s.tmp.%d", path, (int)getpid()) < 0)
+        return co_error_set(CO_ENOMEM, "out of memory");
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) {
+        rc = co_error_set(CO_EIO, "%s: %s", tmp, strerror(errno));
+        goto done;
+    }
+    for (size_t off = 0; off < len;) {
+        ssize_t n = write(fd, data + off, len - off);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            rc = co_error_set(CO_EIO, "%s: %s", tmp, strerror(errno));
+            goto done;
+        }
+        off += (size_t)n;
+    }
+    if (close(fd) < 0) {
+        fd = -1;
+        rc = co_error_set(CO_EIO, "%s: %s", tmp, strerror(errno));
+        goto done;
+    }
+    fd = -1;
+    if (rename(tmp, path) < 0)
+        rc = co_error_set(CO_EIO, "%s: %s", path, strerror(errno));
+done:
+    if (fd >= 0)
+        close(fd);
+    if (rc)
+        unlink(tmp);
+    free(tmp);
+    return rc;
+}
+
+int co_mkdirs(const char *path, int mode)
+{
+    char buf[4096];
+    size_t n = strlen(path);
+    if (n == 0 || n >= sizeof buf)
+        return co_error_set(CO_EINVAL, "bad directory path");
+    memcpy(buf, path, n + 1);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, (mode_t)mode) < 0 && errno != EEXIST)
+            return co_error_set(CO_EIO, "mkdir %s: %s", buf, strerror(errno));
+        *p = '/';
+    }
+    if (mkdir(buf, (mode_t)mode) < 0 && errno != EEXIST)
+        return co_error_set(CO_EIO, "mkdir %s: %s", buf, strerror(errno));
+    return 0;
+}
