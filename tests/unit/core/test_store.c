@@ -1,0 +1,1174 @@
+/* Unit tests of the store (store.c + the SQLite back end): every operation
+ * round-trips, batches are all-or-nothing, schema migrations keep data,
+ * newer schemas and foreign files are refused, two handles share a file. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <math.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/store_impl.h"
+#include "cutover/error.h"
+#include "cutover/store.h"
+
+typedef struct fixture {
+    char dir[64];
+    char path[128];
+    char url[160];
+    co_store *st;
+} fixture;
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof *f);
+    assert_non_null(f);
+    snprintf(f->dir, sizeof f->dir, "/tmp/co_store_test_XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    snprintf(f->path, sizeof f->path, "%s/cutover.db", f->dir);
+    snprintf(f->url, sizeof f->url, "sqlite:%s", f->path);
+    assert_int_equal(co_store_open(&f->st, f->url), 0);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    co_store_close(f->st);
+    DIR *d = opendir(f->dir);
+    if (d) {
+        struct dirent *e;
+        while ((e = readdir(d))) {
+            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+                continue;
+            char p[512];
+            snprintf(p, sizeof p, "%s/%s", f->dir, e->d_name);
+            unlink(p);
+        }
+        closedir(d);
+    }
+    rmdir(f->dir);
+    free(f);
+    return 0;
+}
+
+static void sub_path(const fixture *f, const char *name, char *out, size_t n)
+{
+    snprintf(out, n, "%s/%s", f->dir, name);
+}
+
+static co_exchange xch(const char *req, const char *pair, int64_t ts, const char *workload,
+                       const char *arm, const char *role, double latency)
+{
+    co_exchange x;
+    memset(&x, 0, sizeof x);
+    snprintf(x.request_id, sizeof x.request_id, "%s", req);
+    snprintf(x.pair_id, sizeof x.pair_id, "%s", pair);
+    x.ts_ms = ts;
+    x.workload = workload;
+    x.arm = arm;
+    x.role = role;
+    x.model = strcmp(arm, "incumbent") == 0 ? "old-model" : "new-model";
+    x.api = "openai";
+    x.status = 200;
+    x.latency_ms = latency;
+    x.ttft_ms = -1;
+    return x;
+}
+
+/* The standard traffic of most tests:
+ *   1000 chat incumbent served  (r1, p1)   lat 100
+ *   1001 chat candidate shadow  (r1, p1)   lat  80
+ *   2000 chat incumbent served  (r2, p2)   lat 300, 502 error, no shadow
+ *   3000 summarize candidate served (r3)   lat  50
+ *   4000 chat candidate served  (r4, p4)   lat 200 (a canary request) */
+static co_exchange traffic[5];
+
+static void make_traffic(void)
+{
+    traffic[0] = xch("r1", "p1", 1000, "chat", "incumbent", "served", 100);
+    traffic[0].user_key = "user-1";
+    traffic[0].stream = 1;
+    traffic[0].ttft_ms = 20;
+    traffic[0].tokens_in = 10;
+    traffic[0].tokens_out = 20;
+    traffic[0].tokens_cached = 5;
+    traffic[0].cost_usd = 0.01;
+    traffic[0].finish_reason = "stop";
+    traffic[0].request_json = "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}";
+    traffic[0].output_text = "hello there";
+
+    traffic[1] = xch("r1", "p1", 1001, "chat", "candidate", "shadow", 80);
+    traffic[1].tokens_in = 10;
+    traffic[1].tokens_out = 25;
+    traffic[1].cost_usd = 0.002;
+    traffic[1].output_text = "hi!";
+
+    traffic[2] = xch("r2", "p2", 2000, "chat", "incumbent", "served", 300);
+    traffic[2].status = 502;
+    traffic[2].error_class = "5xx";
+    traffic[2].tokens_in = 7;
+
+    traffic[3] = xch("r3", "", 3000, "summarize", "candidate", "served", 50);
+    traffic[3].api = "anthropic";
+
+    traffic[4] = xch("r4", "p4", 4000, "chat", "candidate", "served", 200);
+    traffic[4].tokens_in = 3;
+    traffic[4].tokens_out = 40;
+    traffic[4].cost_usd = 0.03;
+}
+
+static void record_traffic(co_store *st)
+{
+    make_traffic();
+    assert_int_equal(co_store_record(st, traffic, 5), 0);
+}
+
+static size_t count_window(co_store *st, co_window_query q)
+{
+    co_exchange_list l;
+    assert_int_equal(co_store_exchanges(st, &q, &l), 0);
+    size_t n = l.n;
+    co_exchange_list_free(&l);
+    return n;
+}
+
+static int64_t count_all(co_store *st)
+{
+    co_window_summary s;
+    co_window_query q = {0};
+    assert_int_equal(co_store_window_summary(st, &q, &s), 0);
+    return s.count;
+}
+
+/* ---- opening ------------------------------------------------------------ */
+
+static void test_open_urls(void **state)
+{
+    fixture *f = *state;
+    co_store *st = NULL;
+    int v = 0;
+
+    assert_string_equal(co_store_backend(f->st), "sqlite");
+    assert_int_equal(co_store_schema_version(f->st, &v), 0);
+    assert_int_equal(v, co_store_schema_latest());
+    assert_int_equal(co_store_schema_latest(), 2);
+
+    /* WAL: the -wal file exists while a handle is open, and the mode sticks. */
+    char wal[256];
+    snprintf(wal, sizeof wal, "%s-wal", f->path);
+    struct stat sb;
+    assert_int_equal(stat(wal, &sb), 0);
+    sqlite3 *db;
+    sqlite3_stmt *q;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &q, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(q, 0), "wal");
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+
+    /* a bare path and sqlite:///abs/path name files too */
+    char bare[256], url[300];
+    sub_path(f, "bare.db", bare, sizeof bare);
+    assert_int_equal(co_store_open(&st, bare), 0);
+    co_store_close(st);
+    assert_int_equal(stat(bare, &sb), 0);
+    sub_path(f, "slashes.db", bare, sizeof bare);
+    snprintf(url, sizeof url, "sqlite://%s", bare);
+    assert_int_equal(co_store_open(&st, url), 0);
+    co_store_close(st);
+    assert_int_equal(stat(bare, &sb), 0);
+
+    assert_int_equal(co_store_open(&st, "sqlite::memory:"), 0);
+    assert_non_null(st);
+    assert_string_equal(co_store_backend(st), "sqlite");
+    assert_int_equal(co_store_schema_version(st, &v), 0);
+    assert_int_equal(v, 2);
+    assert_int_equal(co_store_workload_state_set(st, "w", "shadow", 0, "t", NULL), 0);
+    co_store_close(st);
+}
+
+static void test_open_bad_urls(void **state)
+{
+    fixture *f = *state;
+    co_store *st = (co_store *)0x1;
+
+    assert_int_equal(co_store_open(&st, "postgres://u@db/cutover"), CO_ENOTSUP);
+    assert_null(st);
+    assert_non_null(strstr(co_error_last(), "sqlite:"));
+    assert_int_equal(co_store_open(&st, "postgresql://u@db/cutover"), CO_ENOTSUP);
+    assert_int_equal(co_store_open(&st, "mysql://db/cutover"), CO_EINVAL);
+    assert_non_null(strstr(co_error_last(), "mysql"));
+    assert_int_equal(co_store_open(&st, ""), CO_EINVAL);
+    assert_int_equal(co_store_open(&st, "sqlite:"), CO_EINVAL);
+    assert_int_equal(co_store_open(&st, NULL), CO_EINVAL);
+    assert_int_equal(co_store_open(NULL, f->url), CO_EINVAL);
+
+    char p[256];
+    sub_path(f, "no/such/dir/x.db", p, sizeof p);
+    assert_int_equal(co_store_open(&st, p), CO_ESTORE);
+    assert_null(st);
+    assert_non_null(strstr(co_error_last(), "does not exist"));
+
+    /* a file that is not a database at all */
+    sub_path(f, "junk.db", p, sizeof p);
+    FILE *fp = fopen(p, "w");
+    assert_non_null(fp);
+    for (int i = 0; i < 50; i++)
+        fputs("this is not an sqlite database\n", fp);
+    fclose(fp);
+    assert_int_equal(co_store_open(&st, p), CO_ESTORE);
+    assert_null(st);
+    assert_non_null(strstr(co_error_last(), "junk.db is not an SQLite database"));
+
+    /* an SQLite database of some other program is left alone */
+    sub_path(f, "other.db", p, sizeof p);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(p, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "CREATE TABLE t(x); INSERT INTO t VALUES (1);", NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    assert_int_equal(co_store_open(&st, p), CO_ESTORE);
+    assert_non_null(strstr(co_error_last(), "does not belong to cutover"));
+    assert_int_equal(sqlite3_open(p, &db), SQLITE_OK);
+    sqlite3_stmt *q;
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT count(*) FROM sqlite_schema", -1, &q, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(q, 0), 1); /* no table of ours was added */
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+
+    co_store_close(NULL); /* harmless */
+    assert_string_equal(co_store_backend(NULL), "none");
+}
+
+static void test_null_arguments(void **state)
+{
+    fixture *f = *state;
+    co_window_query q = {0};
+    co_exchange_list l;
+    co_window_summary s;
+    co_pair p;
+    char *json;
+    int v;
+
+    make_traffic();
+    assert_int_equal(co_store_record(NULL, traffic, 1), CO_EINVAL);
+    assert_int_equal(co_store_record(f->st, NULL, 1), CO_EINVAL);
+    assert_int_equal(co_store_record(f->st, NULL, 0), 0);
+    assert_int_equal(co_store_exchanges(f->st, NULL, &l), CO_EINVAL);
+    assert_null(l.v);
+    assert_int_equal(co_store_exchanges(f->st, &q, NULL), CO_EINVAL);
+    assert_int_equal(co_store_window_summary(NULL, &q, &s), CO_EINVAL);
+    assert_int_equal(co_store_pair(f->st, NULL, &p), CO_EINVAL);
+    assert_int_equal(co_store_pair(f->st, "", &p), CO_EINVAL);
+    assert_int_equal(co_store_baseline_get(f->st, NULL, &json, NULL), CO_EINVAL);
+    assert_null(json);
+    assert_int_equal(co_store_cache_put(f->st, "m", "k", NULL), CO_EINVAL);
+    assert_int_equal(co_store_schema_version(NULL, &v), CO_EINVAL);
+    assert_int_equal(co_store_workload_state_set(f->st, "w", NULL, 0, NULL, NULL), CO_EINVAL);
+    assert_int_equal(co_store_eval_results_each(f->st, 1, NULL, NULL), CO_EINVAL);
+    co_rollout_state r = {.workload = "w", .state = "canary"};
+    assert_int_equal(co_store_rollout_put(f->st, &r, -1), CO_EINVAL);
+    co_rollout_event ev = {.workload = "w", .kind = "start"};
+    assert_int_equal(co_store_rollout_event_add(f->st, &ev), CO_EINVAL); /* no actor */
+    co_feedback fb = {.request_id = "r1", .score = 2};
+    assert_int_equal(co_store_feedback_add(f->st, &fb), CO_EINVAL);
+}
+
+/* ---- exchanges ---------------------------------------------------------- */
+
+static void test_record_round_trip(void **state)
+{
+    fixture *f = *state;
+    record_traffic(f->st);
+
+    co_exchange_list l;
+    co_window_query q = {.with_text = 1};
+    assert_int_equal(co_store_exchanges(f->st, &q, &l), 0);
+    assert_int_equal(l.n, 5);
+    /* unlimited windows come back in time order */
+    for (size_t i = 0; i < 5; i++)
+        assert_int_equal(l.v[i].x.ts_ms, traffic[i].ts_ms);
+    for (size_t i = 1; i < 5; i++)
+        assert_true(l.v[i].id > l.v[i - 1].id);
+
+    const co_exchange *x = &l.v[0].x, *want = &traffic[0];
+    assert_true(l.v[0].id > 0);
+    assert_string_equal(x->request_id, "r1");
+    assert_string_equal(x->pair_id, "p1");
+    assert_string_equal(x->workload, "chat");
+    assert_string_equal(x->arm, "incumbent");
+    assert_string_equal(x->role, "served");
+    assert_string_equal(x->model, "old-model");
+    assert_string_equal(x->api, "openai");
+    assert_string_equal(x->user_key, "user-1");
+    assert_int_equal(x->status, 200);
+    assert_null(x->error_class);
+    assert_int_equal(x->stream, 1);
+    assert_true(x->latency_ms == 100);
+    assert_true(x->ttft_ms == 20);
+    assert_int_equal(x->tokens_in, 10);
+    assert_int_equal(x->tokens_out, 20);
+    assert_int_equal(x->tokens_cached, 5);
+    assert_true(fabs(x->cost_usd - 0.01) < 1e-12);
+    assert_string_equal(x->finish_reason, "stop");
+    assert_string_equal(x->request_json, want->request_json);
+    assert_string_equal(x->output_text, "hello there");
+
+    /* absent values stay absent */
+    assert_true(l.v[1].x.ttft_ms < 0);
+    assert_null(l.v[1].x.user_key);
+    assert_null(l.v[1].x.request_json);
+    assert_string_equal(l.v[1].x.output_text, "hi!");
+    assert_string_equal(l.v[2].x.error_class, "5xx");
+    assert_int_equal(l.v[2].x.status, 502);
+    assert_string_equal(l.v[3].x.pair_id, "");
+    assert_string_equal(l.v[3].x.api, "anthropic");
+    co_exchange_list_free(&l);
+    assert_null(l.v);
+    assert_int_equal(l.n, 0);
+
+    /* with_text = 0 leaves the bulky text out */
+    q.with_text = 0;
+    assert_int_equal(co_store_exchanges(f->st, &q, &l), 0);
+    assert_int_equal(l.n, 5);
+    for (size_t i = 0; i < l.n; i++) {
+        assert_null(l.v[i].x.request_json);
+        assert_null(l.v[i].x.output_text);
+    }
+    assert_string_equal(l.v[0].x.finish_reason, "stop");
+    co_exchange_list_free(&l);
+}
+
+static void test_window_filters(void **state)
+{
+    fixture *f = *state;
+    record_traffic(f->st);
+
+    assert_int_equal(count_window(f->st, (co_window_query){0}), 5);
+    assert_int_equal(count_window(f->st, (co_window_query){.workload = "chat"}), 4);
+    assert_int_equal(count_window(f->st, (co_window_query){.workload = "nope"}), 0);
+    assert_int_equal(count_window(f->st, (co_window_query){.arm = "candidate"}), 3);
+    assert_int_equal(count_window(f->st, (co_window_query){.role = "served"}), 4);
+    assert_int_equal(count_window(f->st, (co_window_query){.role = "shadow"}), 1);
+    assert_int_equal(count_window(f->st, (co_window_query){.workload = "chat", .arm = "incumbent"}), 2);
+    assert_int_equal(count_window(f->st, (co_window_query){.workload = "chat", .arm = "candidate",
+                                                           .role = "served"}), 1);
+    assert_int_equal(count_window(f->st, (co_window_query){.since_ms = 2000}), 3);
+    assert_int_equal(count_window(f->st, (co_window_query){.until_ms = 2000}), 2);
+    assert_int_equal(count_window(f->st, (co_window_query){.since_ms = 1001, .until_ms = 4000}), 3);
+
+    /* limited windows keep the newest rows, newest first */
+    co_exchange_list l;
+    co_window_query q = {.limit = 2};
+    assert_int_equal(co_store_exchanges(f->st, &q, &l), 0);
+    assert_int_equal(l.n, 2);
+    assert_int_equal(l.v[0].x.ts_ms, 4000);
+    assert_int_equal(l.v[1].x.ts_ms, 3000);
+    co_exchange_list_free(&l);
+
+    q = (co_window_query){.workload = "chat", .limit = 3, .with_text = 1};
+    assert_int_equal(co_store_exchanges(f->st, &q, &l), 0);
+    assert_int_equal(l.n, 3);
+    assert_int_equal(l.v[0].x.ts_ms, 4000);
+    assert_int_equal(l.v[1].x.ts_ms, 2000);
+    assert_int_equal(l.v[2].x.ts_ms, 1001);
+    assert_string_equal(l.v[2].x.output_text, "hi!");
+    co_exchange_list_free(&l);
+
+    /* the same filter shape again reuses its statement with new bindings */
+    q = (co_window_query){.workload = "summarize", .limit = 3, .with_text = 1};
+    assert_int_equal(co_store_exchanges(f->st, &q, &l), 0);
+    assert_int_equal(l.n, 1);
+    assert_string_equal(l.v[0].x.request_id, "r3");
+    co_exchange_list_free(&l);
+}
+
+static void test_window_summary_and_latencies(void **state)
+{
+    fixture *f = *state;
+    record_traffic(f->st);
+
+    co_window_summary s;
+    co_window_query q = {.workload = "chat"};
+    assert_int_equal(co_store_window_summary(f->st, &q, &s), 0);
+    assert_int_equal(s.count, 4);
+    assert_int_equal(s.errors, 1);
+    assert_true(fabs(s.cost_usd - 0.042) < 1e-9);
+    assert_int_equal(s.tokens_in, 30);
+    assert_int_equal(s.tokens_out, 85);
+    assert_int_equal(s.tokens_cached, 5);
+    assert_true(s.latency_ms_sum == 680);
+    assert_true(s.latency_ms_max == 300);
+
+    q.limit = 2; /* the newest two: 4000 (200 ms) and 2000 (300 ms, error) */
+    assert_int_equal(co_store_window_summary(f->st, &q, &s), 0);
+    assert_int_equal(s.count, 2);
+    assert_int_equal(s.errors, 1);
+    assert_true(s.latency_ms_sum == 500);
+
+    q = (co_window_query){.workload = "nope"};
+    assert_int_equal(co_store_window_summary(f->st, &q, &s), 0);
+    assert_int_equal(s.count, 0);
+    assert_int_equal(s.errors, 0);
+    assert_true(s.cost_usd == 0 && s.latency_ms_sum == 0 && s.latency_ms_max == 0);
+
+    double *lat;
+    size_t n;
+    q = (co_window_query){0};
+    assert_int_equal(co_store_window_latencies(f->st, &q, &lat, &n), 0);
+    assert_int_equal(n, 5);
+    const double all[] = {50, 80, 100, 200, 300};
+    for (size_t i = 0; i < n; i++)
+        assert_true(lat[i] == all[i]);
+    free(lat);
+
+    q = (co_window_query){.workload = "chat", .arm = "incumbent"};
+    assert_int_equal(co_store_window_latencies(f->st, &q, &lat, &n), 0);
+    assert_int_equal(n, 2);
+    assert_true(lat[0] == 100 && lat[1] == 300);
+    free(lat);
+
+    q = (co_window_query){.limit = 3}; /* newest three: 200, 50, 300 -> sorted */
+    assert_int_equal(co_store_window_latencies(f->st, &q, &lat, &n), 0);
+    assert_int_equal(n, 3);
+    assert_true(lat[0] == 50 && lat[1] == 200 && lat[2] == 300);
+    free(lat);
+
+    q = (co_window_query){.role = "fallback"};
+    assert_int_equal(co_store_window_latencies(f->st, &q, &lat, &n), 0);
+    assert_int_equal(n, 0);
+    assert_null(lat);
+}
+
+static void test_pairs(void **state)
+{
+    fixture *f = *state;
+    record_traffic(f->st);
+    co_exchange more[2] = {
+        xch("r6", "p6", 5000, "chat", "incumbent", "served", 90),
+        xch("r6", "p6", 5001, "chat", "candidate", "shadow", 70),
+    };
+    more[1].output_text = "shadow answer";
+    assert_int_equal(co_store_record(f->st, more, 2), 0);
+
+    co_pair p;
+    assert_int_equal(co_store_pair(f->st, "p1", &p), 0);
+    assert_string_equal(p.served.x.role, "served");
+    assert_string_equal(p.served.x.arm, "incumbent");
+    assert_string_equal(p.served.x.output_text, "hello there");
+    assert_true(p.shadow.id > 0);
+    assert_string_equal(p.shadow.x.role, "shadow");
+    assert_string_equal(p.shadow.x.arm, "candidate");
+    assert_string_equal(p.shadow.x.pair_id, "p1");
+    assert_string_equal(p.shadow.x.output_text, "hi!");
+    co_pair_clear(&p);
+    assert_int_equal(p.served.id, 0);
+
+    assert_int_equal(co_store_pair(f->st, "p2", &p), 0);
+    assert_string_equal(p.served.x.request_id, "r2");
+    assert_int_equal(p.shadow.id, 0);
+    co_pair_clear(&p);
+
+    assert_int_equal(co_store_pair(f->st, "nope", &p), CO_ENOENT);
+    assert_int_equal(p.served.id, 0);
+
+    co_pair *v;
+    size_t n;
+    assert_int_equal(co_store_pairs(f->st, "chat", 0, 0, &v, &n), 0);
+    assert_int_equal(n, 2); /* p2 and p4 have no shadow */
+    assert_string_equal(v[0].served.x.pair_id, "p6");
+    assert_string_equal(v[0].shadow.x.output_text, "shadow answer");
+    assert_string_equal(v[1].served.x.pair_id, "p1");
+    assert_string_equal(v[1].shadow.x.request_id, "r1");
+    co_pairs_free(v, n);
+
+    assert_int_equal(co_store_pairs(f->st, "chat", 1, 1, &v, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(v[0].served.x.pair_id, "p1");
+    co_pairs_free(v, n);
+
+    assert_int_equal(co_store_pairs(f->st, NULL, 10, 0, &v, &n), 0);
+    assert_int_equal(n, 2);
+    co_pairs_free(v, n);
+
+    assert_int_equal(co_store_pairs(f->st, "summarize", 10, 0, &v, &n), 0);
+    assert_int_equal(n, 0);
+    co_pairs_free(v, n);
+}
+
+static void test_record_all_or_nothing(void **state)
+{
+    fixture *f = *state;
+    record_traffic(f->st);
+    assert_int_equal(count_all(f->st), 5);
+
+    co_exchange batch[3] = {
+        xch("a1", "", 6000, "chat", "incumbent", "served", 10),
+        xch("a2", "", 6001, "chat", "incumbent", "served", 10),
+        xch("a3", "", 6002, "chat", "incumbent", "bogus", 10), /* CHECK fails */
+    };
+    assert_int_equal(co_store_record(f->st, batch, 3), CO_EINVAL);
+    assert_non_null(strstr(co_error_last(), "exchange 3 of 3"));
+    assert_int_equal(count_all(f->st), 5);
+
+    batch[2].role = "served";
+    batch[1].latency_ms = -5; /* CHECK fails in the middle */
+    assert_int_equal(co_store_record(f->st, batch, 3), CO_EINVAL);
+    assert_int_equal(count_all(f->st), 5);
+
+    batch[1].latency_ms = 10;
+    batch[0].workload = NULL; /* refused before anything is written */
+    assert_int_equal(co_store_record(f->st, batch, 3), CO_EINVAL);
+    assert_non_null(strstr(co_error_last(), "no workload"));
+    assert_int_equal(count_all(f->st), 5);
+
+    /* the handle is usable again: no transaction was left open */
+    batch[0].workload = "chat";
+    assert_int_equal(co_store_record(f->st, batch, 3), 0);
+    assert_int_equal(count_all(f->st), 8);
+}
+
+/* ---- eval ----------------------------------------------------------------- */
+
+typedef struct collect {
+    int n;
+    int stop_after;   /* > 0: return 1 after this many */
+    int fail_with;    /* != 0: return it at the first result */
+    co_store *st;     /* re-entrancy probes */
+    int64_t run_id;
+    int inner_rc, nested_rc;
+    char cases[8][16];
+    int passed[8];
+    double scores[8];
+} collect;
+
+static int collect_cb(const co_eval_result *r, void *ud)
+{
+    collect *c = ud;
+    if (c->fail_with)
+        return c->fail_with;
+    if (c->n < 8) {
+        snprintf(c->cases[c->n], sizeof c->cases[c->n], "%s/%s", r->case_id, r->arm);
+        c->passed[c->n] = r->passed;
+        c->scores[c->n] = r->score;
+    }
+    c->n++;
+    if (c->st) {
+        co_eval_run run;
+        c->inner_rc = co_store_eval_run_get(c->st, c->run_id, &run);
+        co_eval_run_clear(&run);
+        c->nested_rc = co_store_eval_results_each(c->st, c->run_id, collect_cb, &(collect){0});
+    }
+    return c->stop_after && c->n >= c->stop_after ? 1 : 0;
+}
+
+static void test_eval_runs(void **state)
+{
+    fixture *f = *state;
+    co_eval_run run = {.suite = "evals/golden.yaml", .config_json = "{\"arms\":2}"};
+    assert_int_equal(co_store_eval_run_begin(f->st, &run), 0);
+    assert_true(run.id > 0);
+    assert_true(run.started_ms > 0);
+
+    co_eval_run got;
+    assert_int_equal(co_store_eval_run_get(f->st, run.id, &got), 0);
+    assert_string_equal(got.status, "running");
+    assert_string_equal(got.suite, "evals/golden.yaml");
+    assert_string_equal(got.config_json, "{\"arms\":2}");
+    assert_null(got.summary_json);
+    assert_int_equal(got.finished_ms, 0);
+    co_eval_run_clear(&got);
+
+    co_eval_result rs[3] = {
+        {.case_id = "a", .workload = "chat", .arm = "incumbent", .passed = 1, .score = 1.0,
+         .latency_ms = 120, .cost_usd = 0.001, .tokens_in = 11, .tokens_out = 22,
+         .output_text = "ok", .detail_json = "[{\"pass\":true}]"},
+        {.case_id = "a", .workload = "chat", .arm = "candidate", .passed = 0, .score = 0.25,
+         .error = "timeout"},
+        {.case_id = "b", .workload = "chat", .arm = "incumbent", .repeat = 1, .passed = 1,
+         .score = 0.75},
+    };
+    assert_int_equal(co_store_eval_results_add(f->st, run.id, rs, 3), 0);
+    assert_int_equal(co_store_eval_run_finish(f->st, run.id, "done", "{\"pass_rate\":0.66}"), 0);
+
+    assert_int_equal(co_store_eval_run_get(f->st, run.id, &got), 0);
+    assert_int_equal(got.id, run.id);
+    assert_string_equal(got.status, "done");
+    assert_string_equal(got.summary_json, "{\"pass_rate\":0.66}");
+    assert_true(got.finished_ms >= got.started_ms);
+    co_eval_run_clear(&got);
+
+    collect c = {0};
+    assert_int_equal(co_store_eval_results_each(f->st, run.id, collect_cb, &c), 0);
+    assert_int_equal(c.n, 3);
+    assert_string_equal(c.cases[0], "a/incumbent");
+    assert_string_equal(c.cases[1], "a/candidate");
+    assert_string_equal(c.cases[2], "b/incumbent");
+    assert_int_equal(c.passed[1], 0);
+    assert_true(c.scores[2] == 0.75);
+
+    c = (collect){.stop_after = 1};
+    assert_int_equal(co_store_eval_results_each(f->st, run.id, collect_cb, &c), 0);
+    assert_int_equal(c.n, 1);
+    c = (collect){.fail_with = CO_EIO};
+    assert_int_equal(co_store_eval_results_each(f->st, run.id, collect_cb, &c), CO_EIO);
+
+    /* from inside the callback: other operations work, the same one is refused */
+    c = (collect){.st = f->st, .run_id = run.id, .stop_after = 1};
+    assert_int_equal(co_store_eval_results_each(f->st, run.id, collect_cb, &c), 0);
+    assert_int_equal(c.inner_rc, 0);
+    assert_int_equal(c.nested_rc, CO_EBUSY);
+
+    /* a duplicate (same case/arm/repeat) fails the whole batch */
+    co_eval_result dup[2] = {
+        {.case_id = "c", .workload = "chat", .arm = "incumbent", .passed = 1},
+        {.case_id = "a", .workload = "chat", .arm = "incumbent", .passed = 1},
+    };
+    assert_int_equal(co_store_eval_results_add(f->st, run.id, dup, 2), CO_EEXIST);
+    c = (collect){0};
+    assert_int_equal(co_store_eval_results_each(f->st, run.id, collect_cb, &c), 0);
+    assert_int_equal(c.n, 3);
+
+    /* unknown runs */
+    assert_int_equal(co_store_eval_run_get(f->st, run.id + 100, &got), CO_ENOENT);
+    assert_int_equal(co_store_eval_run_finish(f->st, run.id + 100, "failed", NULL), CO_ENOENT);
+    assert_int_equal(co_store_eval_results_each(f->st, run.id + 100, collect_cb, &c), CO_ENOENT);
+    assert_int_equal(co_store_eval_results_add(f->st, run.id + 100, rs, 1), CO_ENOENT);
+    assert_int_equal(co_store_eval_run_finish(f->st, run.id, "bogus", NULL), CO_EINVAL);
+
+    co_eval_run second = {.suite = "s2"};
+    assert_int_equal(co_store_eval_run_begin(f->st, &second), 0);
+    assert_true(second.id > run.id);
+}
+
+static void test_baseline(void **state)
+{
+    fixture *f = *state;
+    char *json = (char *)"x";
+    int64_t run_id = -1;
+    assert_int_equal(co_store_baseline_get(f->st, "chat", &json, &run_id), CO_ENOENT);
+    assert_null(json);
+    assert_int_equal(run_id, 0);
+
+    co_eval_run run = {.suite = "s"};
+    assert_int_equal(co_store_eval_run_begin(f->st, &run), 0);
+    assert_int_equal(co_store_baseline_put(f->st, "chat", run.id, "{\"pass_rate\":0.9}"), 0);
+    assert_int_equal(co_store_baseline_get(f->st, "chat", &json, &run_id), 0);
+    assert_string_equal(json, "{\"pass_rate\":0.9}");
+    assert_int_equal(run_id, run.id);
+    free(json);
+
+    assert_int_equal(co_store_baseline_put(f->st, "chat", 0, "{\"pass_rate\":0.95}"), 0);
+    assert_int_equal(co_store_baseline_get(f->st, "chat", &json, &run_id), 0);
+    assert_string_equal(json, "{\"pass_rate\":0.95}");
+    assert_int_equal(run_id, 0);
+    free(json);
+    assert_int_equal(co_store_baseline_get(f->st, "chat", &json, NULL), 0);
+    free(json);
+
+    assert_int_equal(co_store_baseline_get(f->st, "summarize", &json, NULL), CO_ENOENT);
+    /* a baseline must come from a run the store knows */
+    assert_int_equal(co_store_baseline_put(f->st, "summarize", run.id + 50, "{}"), CO_EINVAL);
+}
+
+static void test_cache(void **state)
+{
+    fixture *f = *state;
+    char *json = NULL;
+    assert_int_equal(co_store_cache_get(f->st, "gpt-x", "k1", &json), CO_ENOENT);
+    assert_null(json);
+    assert_int_equal(co_store_cache_put(f->st, "gpt-x", "k1", "{\"a\":1}"), 0);
+    assert_int_equal(co_store_cache_get(f->st, "gpt-x", "k1", &json), 0);
+    assert_string_equal(json, "{\"a\":1}");
+    free(json);
+    assert_int_equal(co_store_cache_put(f->st, "gpt-x", "k1", "{\"a\":2}"), 0);
+    assert_int_equal(co_store_cache_get(f->st, "gpt-x", "k1", &json), 0);
+    assert_string_equal(json, "{\"a\":2}");
+    free(json);
+    /* keyed by model too */
+    assert_int_equal(co_store_cache_get(f->st, "claude-y", "k1", &json), CO_ENOENT);
+    assert_int_equal(co_store_cache_get(f->st, "gpt-x", "k2", &json), CO_ENOENT);
+}
+
+/* ---- workload mode + rollout -------------------------------------------- */
+
+static void test_workload_state(void **state)
+{
+    fixture *f = *state;
+    co_workload_state s;
+    int64_t v1 = 0, v2 = 0, v3 = 0;
+
+    assert_int_equal(co_store_workload_state_get(f->st, "chat", &s), CO_ENOENT);
+    assert_null(s.workload);
+
+    assert_int_equal(co_store_workload_state_set(f->st, "chat", "shadow", 0, "user:ana", &v1), 0);
+    assert_int_equal(co_store_workload_state_set(f->st, "summarize", "canary", 1, "controller", &v2), 0);
+    assert_int_equal(co_store_workload_state_set(f->st, "chat", "canary", 10, "controller", &v3), 0);
+    assert_true(v1 > 0);
+    assert_true(v2 > v1);
+    assert_true(v3 > v2);
+
+    assert_int_equal(co_store_workload_state_get(f->st, "chat", &s), 0);
+    assert_string_equal(s.workload, "chat");
+    assert_string_equal(s.mode, "canary");
+    assert_true(s.percent == 10);
+    assert_int_equal(s.version, v3);
+    assert_string_equal(s.updated_by, "controller");
+    assert_true(s.updated_ms > 0);
+    co_workload_state_clear(&s);
+    assert_null(s.mode);
+
+    co_workload_state *v;
+    size_t n;
+    assert_int_equal(co_store_workload_states(f->st, 0, &v, &n), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(v[0].workload, "summarize");
+    assert_string_equal(v[1].workload, "chat");
+    co_workload_states_free(v, n);
+
+    assert_int_equal(co_store_workload_states(f->st, v2, &v, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(v[0].workload, "chat");
+    assert_int_equal(v[0].version, v3);
+    co_workload_states_free(v, n);
+
+    assert_int_equal(co_store_workload_states(f->st, v3, &v, &n), 0);
+    assert_int_equal(n, 0);
+    co_workload_states_free(v, n);
+
+    /* bad values are refused and change nothing */
+    assert_int_equal(co_store_workload_state_set(f->st, "chat", "sideways", 0, NULL, NULL), CO_EINVAL);
+    assert_int_equal(co_store_workload_state_set(f->st, "chat", "canary", 150, NULL, NULL), CO_EINVAL);
+    assert_int_equal(co_store_workload_state_get(f->st, "chat", &s), 0);
+    assert_int_equal(s.version, v3);
+    assert_true(s.percent == 10);
+    co_workload_state_clear(&s);
+}
+
+static void test_rollout_cas(void **state)
+{
+    fixture *f = *state;
+    co_rollout_state got;
+    assert_int_equal(co_store_rollout_get(f->st, "chat", &got), CO_ENOENT);
+
+    co_rollout_state r = {.workload = "chat", .state = "shadow", .stage = 0,
+                          .stage_started_ms = 1000, .data_json = "{\"salt\":\"abc\"}"};
+    assert_int_equal(co_store_rollout_put(f->st, &r, 0), 0);
+    assert_int_equal(r.version, 1);
+
+    /* expected 0 means "must not exist yet" */
+    co_rollout_state other = {.workload = "chat", .state = "canary"};
+    assert_int_equal(co_store_rollout_put(f->st, &other, 0), CO_ECONFLICT);
+    assert_non_null(strstr(co_error_last(), "already exists"));
+
+    r.state = "canary";
+    r.stage = 1;
+    r.hold_elapsed_ms = 250;
+    assert_int_equal(co_store_rollout_put(f->st, &r, 1), 0);
+    assert_int_equal(r.version, 2);
+
+    /* a writer still holding version 1 loses */
+    other.stage = 3;
+    assert_int_equal(co_store_rollout_put(f->st, &other, 1), CO_ECONFLICT);
+    assert_non_null(strstr(co_error_last(), "version 2"));
+    /* and a rollout that does not exist cannot be updated */
+    co_rollout_state ghost = {.workload = "ghost", .state = "canary"};
+    assert_int_equal(co_store_rollout_put(f->st, &ghost, 4), CO_ECONFLICT);
+
+    assert_int_equal(co_store_rollout_get(f->st, "chat", &got), 0);
+    assert_string_equal(got.workload, "chat");
+    assert_string_equal(got.state, "canary");
+    assert_int_equal(got.stage, 1);
+    assert_int_equal(got.stage_started_ms, 1000);
+    assert_int_equal(got.hold_elapsed_ms, 250);
+    assert_int_equal(got.version, 2);
+    assert_string_equal(got.data_json, "{\"salt\":\"abc\"}");
+    co_rollout_state_clear(&got);
+
+    r.state = "sideways";
+    assert_int_equal(co_store_rollout_put(f->st, &r, 2), CO_EINVAL);
+    assert_int_equal(co_store_rollout_get(f->st, "chat", &got), 0);
+    assert_int_equal(got.version, 2);
+    co_rollout_state_clear(&got);
+}
+
+static void test_rollout_events(void **state)
+{
+    fixture *f = *state;
+    co_rollout_event e1 = {.workload = "chat", .ts_ms = 100, .actor = "user:ana", .kind = "start",
+                           .from_state = "pending", .to_state = "shadow", .reason = "go"};
+    co_rollout_event e2 = {.workload = "summarize", .actor = "controller", .kind = "promote",
+                           .metrics_json = "{\"err\":0}"};
+    co_rollout_event e3 = {.workload = "chat", .ts_ms = 300, .actor = "controller",
+                           .kind = "rollback", .from_state = "canary", .to_state = "rolled_back",
+                           .reason = "error rate 7% > 5%"};
+    assert_int_equal(co_store_rollout_event_add(f->st, &e1), 0);
+    assert_int_equal(co_store_rollout_event_add(f->st, &e2), 0);
+    assert_int_equal(co_store_rollout_event_add(f->st, &e3), 0);
+    assert_true(e1.id > 0 && e2.id > e1.id && e3.id > e2.id);
+    assert_true(e2.ts_ms > 0); /* stamped when not given */
+
+    co_rollout_event_list l;
+    assert_int_equal(co_store_rollout_events(f->st, "chat", 0, &l), 0);
+    assert_int_equal(l.n, 2);
+    assert_int_equal(l.v[0].id, e1.id);
+    assert_string_equal(l.v[0].kind, "start");
+    assert_string_equal(l.v[0].actor, "user:ana");
+    assert_string_equal(l.v[0].from_state, "pending");
+    assert_string_equal(l.v[0].to_state, "shadow");
+    assert_string_equal(l.v[0].reason, "go");
+    assert_null(l.v[0].metrics_json);
+    assert_int_equal(l.v[0].ts_ms, 100);
+    assert_string_equal(l.v[1].kind, "rollback");
+    co_rollout_event_list_free(&l);
+    assert_null(l.v);
+
+    assert_int_equal(co_store_rollout_events(f->st, "chat", e1.id, &l), 0);
+    assert_int_equal(l.n, 1);
+    assert_int_equal(l.v[0].id, e3.id);
+    co_rollout_event_list_free(&l);
+
+    assert_int_equal(co_store_rollout_events(f->st, NULL, 0, &l), 0);
+    assert_int_equal(l.n, 3);
+    assert_string_equal(l.v[1].metrics_json, "{\"err\":0}");
+    co_rollout_event_list_free(&l);
+
+    assert_int_equal(co_store_rollout_events(f->st, NULL, e3.id, &l), 0);
+    assert_int_equal(l.n, 0);
+    co_rollout_event_list_free(&l);
+}
+
+static void test_incidents(void **state)
+{
+    fixture *f = *state;
+    co_incident got;
+    assert_int_equal(co_store_incident_get(f->st, 0, NULL, &got), CO_ENOENT);
+
+    co_incident a = {.workload = "chat", .ts_ms = 1000, .trigger = "error_rate",
+                     .report_md = "# Incident A", .data_json = "{\"x\":1}"};
+    co_incident b = {.workload = "summarize", .ts_ms = 3000, .trigger = "p95_latency"};
+    co_incident c = {.workload = "chat", .ts_ms = 2000, .trigger = "manual"};
+    assert_int_equal(co_store_incident_add(f->st, &a), 0);
+    assert_int_equal(co_store_incident_add(f->st, &b), 0);
+    assert_int_equal(co_store_incident_add(f->st, &c), 0);
+    assert_true(a.id > 0 && b.id > a.id && c.id > b.id);
+
+    assert_int_equal(co_store_incident_get(f->st, 0, NULL, &got), 0);
+    assert_int_equal(got.id, b.id); /* latest by time, not by id */
+    assert_string_equal(got.trigger, "p95_latency");
+    assert_null(got.report_md);
+    co_incident_clear(&got);
+
+    assert_int_equal(co_store_incident_get(f->st, -1, "chat", &got), 0);
+    assert_int_equal(got.id, c.id);
+    assert_string_equal(got.trigger, "manual");
+    co_incident_clear(&got);
+
+    assert_int_equal(co_store_incident_get(f->st, a.id, NULL, &got), 0);
+    assert_string_equal(got.workload, "chat");
+    assert_int_equal(got.ts_ms, 1000);
+    assert_string_equal(got.report_md, "# Incident A");
+    assert_string_equal(got.data_json, "{\"x\":1}");
+    co_incident_clear(&got);
+    assert_null(got.workload);
+
+    assert_int_equal(co_store_incident_get(f->st, c.id + 10, NULL, &got), CO_ENOENT);
+    assert_int_equal(co_store_incident_get(f->st, 0, "other", &got), CO_ENOENT);
+
+    co_incident now = {.workload = "chat"};
+    assert_int_equal(co_store_incident_add(f->st, &now), 0);
+    assert_true(now.ts_ms > 1000000000000LL);
+}
+
+/* ---- reviews, feedback, evidence ---------------------------------------- */
+
+static void test_reviews(void **state)
+{
+    fixture *f = *state;
+    co_review r1 = {.pair_id = "p1", .reviewer = "ana", .verdict = "candidate_better",
+                    .note = "shorter", .ts_ms = 10};
+    co_review r2 = {.pair_id = "p1", .reviewer = "bo", .verdict = "same", .ts_ms = 20};
+    co_review r3 = {.pair_id = "p2", .reviewer = "ana", .verdict = "both_bad", .ts_ms = 30};
+    assert_int_equal(co_store_review_add(f->st, &r1), 0);
+    assert_int_equal(co_store_review_add(f->st, &r2), 0);
+    assert_int_equal(co_store_review_add(f->st, &r3), 0);
+
+    co_review *v;
+    size_t n;
+    assert_int_equal(co_store_reviews(f->st, "p1", &v, &n), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(v[0].reviewer, "ana");
+    assert_string_equal(v[0].verdict, "candidate_better");
+    assert_string_equal(v[0].note, "shorter");
+    assert_int_equal(v[0].ts_ms, 10);
+    assert_string_equal(v[1].reviewer, "bo");
+    assert_null(v[1].note);
+    co_reviews_free(v, n);
+
+    /* a reviewer changing their mind replaces their verdict */
+    r1.verdict = "incumbent_better";
+    r1.ts_ms = 40;
+    assert_int_equal(co_store_review_add(f->st, &r1), 0);
+    assert_int_equal(co_store_reviews(f->st, "p1", &v, &n), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(v[1].reviewer, "ana");
+    assert_string_equal(v[1].verdict, "incumbent_better");
+    co_reviews_free(v, n);
+
+    assert_int_equal(co_store_reviews(f->st, NULL, &v, &n), 0);
+    assert_int_equal(n, 3);
+    co_reviews_free(v, n);
+
+    co_review bad = {.pair_id = "p1", .reviewer = "cy", .verdict = "meh"};
+    assert_int_equal(co_store_review_add(f->st, &bad), CO_EINVAL);
+    assert_int_equal(co_store_reviews(f->st, "p9", &v, &n), 0);
+    assert_int_equal(n, 0);
+}
+
+static void test_feedback_summary(void **state)
+{
+    fixture *f = *state;
+    record_traffic(f->st);
+    co_feedback fb[] = {
+        {.request_id = "r1", .score = -1, .comment = "wrong"},
+        {.request_id = "r2", .score = 1},
+        {.request_id = "r4", .score = 1},
+        {.request_id = "unknown", .score = -1},
+    };
+    for (size_t i = 0; i < sizeof fb / sizeof fb[0]; i++)
+        assert_int_equal(co_store_feedback_add(f->st, &fb[i]), 0);
+
+    int64_t total = -1, neg = -1;
+    co_window_query q = {.workload = "chat"};
+    /* r1 has a served and a shadow row: it still counts once */
+    assert_int_equal(co_store_feedback_summary(f->st, &q, &total, &neg), 0);
+    assert_int_equal(total, 3);
+    assert_int_equal(neg, 1);
+
+    q = (co_window_query){.arm = "candidate"}; /* r1 (shadow), r3, r4 */
+    assert_int_equal(co_store_feedback_summary(f->st, &q, &total, &neg), 0);
+    assert_int_equal(total, 2);
+    assert_int_equal(neg, 1);
+
+    q = (co_window_query){.workload = "chat", .since_ms = 1500}; /* r2, r4 */
+    assert_int_equal(co_store_feedback_summary(f->st, &q, &total, &neg), 0);
+    assert_int_equal(total, 2);
+    assert_int_equal(neg, 0);
+
+    q = (co_window_query){.limit = 1}; /* only r4 */
+    assert_int_equal(co_store_feedback_summary(f->st, &q, &total, &neg), 0);
+    assert_int_equal(total, 1);
+
+    /* a second vote replaces the first */
+    co_feedback again = {.request_id = "r2", .score = -1};
+    assert_int_equal(co_store_feedback_add(f->st, &again), 0);
+    q = (co_window_query){.workload = "chat"};
+    assert_int_equal(co_store_feedback_summary(f->st, &q, &total, &neg), 0);
+    assert_int_equal(total, 3);
+    assert_int_equal(neg, 2);
+
+    q = (co_window_query){.workload = "summarize"};
+    assert_int_equal(co_store_feedback_summary(f->st, &q, &total, &neg), 0);
+    assert_int_equal(total, 0);
+    assert_int_equal(neg, 0);
+}
+
+static void test_evidence(void **state)
+{
+    fixture *f = *state;
+    co_evidence e1 = {.item = "baseline.saved", .workload = "chat", .ts_ms = 10,
+                      .data_json = "{\"run\":1}"};
+    co_evidence e2 = {.item = "shadow.started", .workload = "chat", .ts_ms = 20};
+    co_evidence e3 = {.item = "baseline.saved", .workload = NULL};
+    assert_int_equal(co_store_evidence_add(f->st, &e1), 0);
+    assert_int_equal(co_store_evidence_add(f->st, &e2), 0);
+    assert_int_equal(co_store_evidence_add(f->st, &e3), 0);
+    assert_true(e1.id > 0 && e2.id > e1.id && e3.id > e2.id);
+    assert_true(e3.ts_ms > 20);
+
+    co_evidence *v;
+    size_t n;
+    assert_int_equal(co_store_evidence(f->st, "baseline.saved", &v, &n), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(v[0].id, e1.id);
+    assert_string_equal(v[0].workload, "chat");
+    assert_string_equal(v[0].data_json, "{\"run\":1}");
+    assert_int_equal(v[1].id, e3.id);
+    assert_null(v[1].workload);
+    co_evidence_free(v, n);
+
+    assert_int_equal(co_store_evidence(f->st, NULL, &v, &n), 0);
+    assert_int_equal(n, 3);
+    co_evidence_free(v, n);
+
+    assert_int_equal(co_store_evidence(f->st, "rollout.finalized", &v, &n), 0);
+    assert_int_equal(n, 0);
+    assert_null(v);
+}
+
+/* ---- schema --------------------------------------------------------------- */
+
+static void test_migration_from_v1(void **state)
+{
+    fixture *f = *state;
+    char p[256];
+    sub_path(f, "old.db", p, sizeof p);
+
+    co_store *old = NULL;
+    int v = 0;
+    assert_int_equal(co__store_sqlite_open_at(&old, p, 1), 0);
+    assert_int_equal(co_store_schema_version(old, &v), 0);
+    assert_int_equal(v, 1);
+    record_traffic(old);
+    int64_t ver = 0;
+    assert_int_equal(co_store_workload_state_set(old, "chat", "shadow", 0, "ana", &ver), 0);
+    co_rollout_event ev = {.workload = "chat", .actor = "ana", .kind = "start"};
+    assert_int_equal(co_store_rollout_event_add(old, &ev), 0);
+    /* v2 tables do not exist yet */
+    assert_int_equal(co_store_baseline_put(old, "chat", 0, "{}"), CO_ESTORE);
+    assert_non_null(strstr(co_error_last(), "baselines"));
+    co_store_close(old);
+
+    co_store *st = NULL;
+    assert_int_equal(co_store_open(&st, p), 0);
+    assert_int_equal(co_store_schema_version(st, &v), 0);
+    assert_int_equal(v, 2);
+    assert_int_equal(count_all(st), 5);
+    co_pair pr;
+    assert_int_equal(co_store_pair(st, "p1", &pr), 0);
+    assert_string_equal(pr.shadow.x.output_text, "hi!");
+    co_pair_clear(&pr);
+    co_workload_state ws;
+    assert_int_equal(co_store_workload_state_get(st, "chat", &ws), 0);
+    assert_int_equal(ws.version, ver);
+    co_workload_state_clear(&ws);
+    co_rollout_event_list l;
+    assert_int_equal(co_store_rollout_events(st, NULL, 0, &l), 0);
+    assert_int_equal(l.n, 1);
+    co_rollout_event_list_free(&l);
+    /* and the v2 tables work now */
+    assert_int_equal(co_store_baseline_put(st, "chat", 0, "{}"), 0);
+    co_evidence e = {.item = "baseline.saved"};
+    assert_int_equal(co_store_evidence_add(st, &e), 0);
+    co_store_close(st);
+
+    /* opening again is a no-op migration */
+    assert_int_equal(co_store_open(&st, p), 0);
+    assert_int_equal(count_all(st), 5);
+    co_store_close(st);
+
+    assert_int_equal(co__store_sqlite_open_at(&st, p, 3), CO_EINVAL);
+    assert_null(st);
+}
+
+static void test_newer_schema_refused(void **state)
+{
+    fixture *f = *state;
+    co_store_close(f->st);
+    f->st = NULL;
+
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+
+    co_store *st = (co_store *)0x1;
+    assert_int_equal(co_store_open(&st, f->url), CO_ESCHEMA);
+    assert_null(st);
+    assert_non_null(strstr(co_error_last(), "99"));
+    assert_non_null(strstr(co_error_last(), "up to 2"));
+    assert_int_equal(co__store_sqlite_open_at(&st, f->path, 1), CO_ESCHEMA);
+}
+
+static void test_two_handles(void **state)
+{
+    fixture *f = *state;
+    co_store *b = NULL;
+    assert_int_equal(co_store_open(&b, f->url), 0);
+
+    assert_int_equal(count_all(b), 0);
+    record_traffic(f->st);
+    assert_int_equal(count_all(b), 5); /* committed writes are visible at once */
+
+    int64_t va = 0, vb = 0;
+    assert_int_equal(co_store_workload_state_set(f->st, "chat", "canary", 5, "a", &va), 0);
+    assert_int_equal(co_store_workload_state_set(b, "summarize", "shadow", 0, "b", &vb), 0);
+    assert_true(vb > va); /* one version sequence across handles */
+    co_workload_state *v;
+    size_t n;
+    assert_int_equal(co_store_workload_states(b, 0, &v, &n), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(v[0].mode, "canary");
+    co_workload_states_free(v, n);
+
+    /* compare-and-set across handles: the second writer of version 1 loses */
+    co_rollout_state ra = {.workload = "chat", .state = "shadow"};
+    assert_int_equal(co_store_rollout_put(f->st, &ra, 0), 0);
+    co_rollout_state got;
+    assert_int_equal(co_store_rollout_get(b, "chat", &got), 0);
+    assert_int_equal(got.version, 1);
+    co_rollout_state rb = {.workload = "chat", .state = "canary", .stage = 1};
+    assert_int_equal(co_store_rollout_put(b, &rb, got.version), 0);
+    co_rollout_state_clear(&got);
+    ra.state = "paused";
+    assert_int_equal(co_store_rollout_put(f->st, &ra, 1), CO_ECONFLICT);
+
+    co_store_close(b);
+}
+
+static void test_many_batches_reuse_statements(void **state)
+{
+    fixture *f = *state;
+    for (int i = 0; i < 200; i++) {
+        co_exchange x = xch("", "", 10000 + i, i % 2 ? "chat" : "summarize", "incumbent", "served",
+                            (double)i);
+        assert_int_equal(co_store_record(f->st, &x, 1), 0);
+        co_window_summary s;
+        co_window_query q = {.workload = "chat"};
+        assert_int_equal(co_store_window_summary(f->st, &q, &s), 0);
+        assert_int_equal(s.count, (i + 1) / 2);
+    }
+    assert_int_equal(count_all(f->st), 200);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_open_urls, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_open_bad_urls, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_null_arguments, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_record_round_trip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_window_filters, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_window_summary_and_latencies, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pairs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_record_all_or_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_eval_runs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_baseline, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cache, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_workload_state, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rollout_cas, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rollout_events, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_incidents, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reviews, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_feedback_summary, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_evidence, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migration_from_v1, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_two_handles, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_many_batches_reuse_statements, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
