@@ -26,12 +26,12 @@ int co_edit_distance(const char *a, const char *b);
  * typo (distance <= max(2, len/3)), else NULL. `candidates` ends with NULL. */
 const char *co_suggest(const char *word, const char *const *candidates);
 
-/* "250ms", "30s", "5m", "48h", "14d", or a bare number of seconds -> ms.
+/* "250ms", "30s", "5m", "48h", "1h30m", "14d", or a bare number of seconds -> ms.
  * Returns 0 or CO_EPARSE (with co_error_last set). */
 int co_parse_duration_ms(const char *s, int64_t *out_ms);
 /* "512", "64k", "10MB", "1MiB" -> bytes. */
 int co_parse_size(const char *s, int64_t *out_bytes);
-/* Formats ms as "48h", "1h30m", "250ms" into buf. */
+/* Formats ms exactly as "48h", "1h30m", "1s234ms", "250ms" (parseable again). */
 const char *co_format_duration(int64_t ms, char *buf, size_t n);
 
 /* Reads a whole file (at most max bytes) into a malloc'd NUL-terminated

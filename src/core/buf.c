@@ -32,6 +32,8 @@ static int grow(co_buf *b, size_t need)
 
 int co_buf_append(co_buf *b, const void *data, size_t n)
 {
+    if (n > b->max || b->len > b->max - n)
+        return co_error_set(CO_ETOOBIG, "buffer limit of %zu bytes exceeded", b->max);
     int rc = grow(b, b->len + n);
     if (rc)
         return rc;
@@ -52,6 +54,8 @@ int co_buf_vprintf(co_buf *b, const char *fmt, va_list ap)
     va_end(cp);
     if (n < 0)
         return co_error_set(CO_EINVAL, "bad format");
+    if ((size_t)n > b->max || b->len > b->max - (size_t)n)
+        return co_error_set(CO_ETOOBIG, "buffer limit of %zu bytes exceeded", b->max);
     int rc = grow(b, b->len + (size_t)n);
     if (rc)
         return rc;

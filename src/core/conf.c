@@ -21,6 +21,7 @@
 typedef struct bind_ctx {
     co_conf_ctx pub;        /* handed to check callbacks */
     char path[512];         /* dotted path of the node being bound, for messages */
+    int defaults;           /* binding a table default: stored marks stay 0 */
 } bind_ctx;
 
 static void bind_value(bind_ctx *c, const co_opt *o, void *field, struct fy_node *val, co_mark at);
@@ -483,7 +484,7 @@ static int defaults_into(const co_schema *s, void *obj, co_diags *diags);
  * scalar as shorthand for {scalar_key: value}). */
 static void bind_item(bind_ctx *c, const co_schema *sub, void *item, struct fy_node *val, co_mark at)
 {
-    if (sub->mark_offset)
+    if (sub->mark_offset && !c->defaults)
         *(co_mark *)field_at(item, sub->mark_offset - 1) = at;
     if (fy_node_get_type(val) == FYNT_MAPPING) {
         bind_mapping(c, sub, item, val, at);
@@ -566,7 +567,7 @@ static void bind_collection(bind_ctx *c, const co_opt *o, co_vec *out, struct fy
         if (node)
             bind_item(c, sub, item, node, is_map ? im : node_mark(node, im));
         else {
-            if (sub->mark_offset)
+            if (sub->mark_offset && !c->defaults)
                 *(co_mark *)field_at(item, sub->mark_offset - 1) = im;
             bind_mapping(c, sub, item, NULL, im);
         }
@@ -661,7 +662,7 @@ static void bind_mapping(bind_ctx *c, const co_schema *s, void *obj, struct fy_n
         size_t saved;
         push_path(c, key, &saved);
         void *field = field_at(obj, o->offset);
-        if (o->mark_offset)
+        if (o->mark_offset && !c->defaults)
             *(co_mark *)field_at(obj, o->mark_offset - 1) = node_mark(v, km);
         if (o->present_offset && !is_null(v))
             *(int *)field_at(obj, o->present_offset - 1) = 1;
@@ -683,22 +684,101 @@ static void bind_mapping(bind_ctx *c, const co_schema *s, void *obj, struct fy_n
 
 /* ---- documents --------------------------------------------------------------- */
 
-static struct fy_document *parse_doc(const char *text, size_t len, const char *name,
-                                     co_diags *diags, struct fy_diag **out_diag)
+/* A parsed document with the parser and diagnostics it lives with. */
+typedef struct yaml_doc {
+    struct fy_diag *diag;
+    struct fy_parser *parser;
+    struct fy_document *doc;    /* NULL: empty input, or errors were reported */
+} yaml_doc;
+
+#define CO__CONF_MAX_EXPANDED 100000  /* nodes after alias expansion ("billion laughs") */
+
+/* The first byte that is not valid UTF-8 (or is NUL), or len when all is well.
+ * libfyaml 0.7 silently cuts a document short at such bytes (and can spin on
+ * some), so they are refused before it sees them. */
+static size_t utf8_bad_offset(const unsigned char *p, size_t len)
 {
-    struct fy_diag_cfg dcfg;
-    fy_diag_cfg_default(&dcfg);
-    dcfg.fp = NULL;
-    dcfg.output_fn = NULL;
-    dcfg.colorize = false;
-    struct fy_diag *diag = fy_diag_create(&dcfg);
-    if (!diag) {
-        co_diags_add(diags, name, 0, 0, "out of memory");
-        return NULL;
+    size_t i = 0;
+    while (i < len) {
+        unsigned c = p[i];
+        size_t n;
+        unsigned min;
+        if (c == 0)
+            return i;
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        if ((c & 0xe0) == 0xc0) n = 2, min = 0x80;
+        else if ((c & 0xf0) == 0xe0) n = 3, min = 0x800;
+        else if ((c & 0xf8) == 0xf0) n = 4, min = 0x10000;
+        else return i;
+        if (i + n > len)
+            return i;
+        unsigned cp = c & (0xff >> (n + 1));
+        for (size_t k = 1; k < n; k++) {
+            if ((p[i + k] & 0xc0) != 0x80)
+                return i;
+            cp = (cp << 6) | (p[i + k] & 0x3f);
+        }
+        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            return i;
+        i += n;
     }
-    fy_diag_set_collect_errors(diag, true);
-    struct fy_parse_cfg pcfg = {.flags = FYPCF_QUIET | FYPCF_DEFAULT_VERSION_AUTO, .diag = diag};
-    struct fy_document *doc = fy_document_build_from_string(&pcfg, text, len);
+    return len;
+}
+
+static co_mark offset_mark(const char *text, size_t off)
+{
+    co_mark m = {1, 1};
+    for (size_t i = 0; i < off; i++) {
+        if (text[i] == '\n') {
+            m.line++;
+            m.col = 1;
+        } else if (((unsigned char)text[i] & 0xc0) != 0x80) {
+            m.col++;
+        }
+    }
+    return m;
+}
+
+/* Counts nodes as if every alias were expanded; stops past the limit. */
+static size_t expanded_size(struct fy_node *n, size_t limit, int depth)
+{
+    if (!n || depth > 256)
+        return limit + 1;
+    if (fy_node_is_alias(n))
+        return expanded_size(fy_node_resolve_alias(n), limit, depth + 1);
+    size_t total = 1;
+    void *it = NULL;
+    if (fy_node_get_type(n) == FYNT_SEQUENCE) {
+        struct fy_node *i;
+        while (total <= limit && (i = fy_node_sequence_iterate(n, &it)))
+            total += expanded_size(i, limit - total, depth + 1);
+    } else if (fy_node_get_type(n) == FYNT_MAPPING) {
+        struct fy_node_pair *p;
+        while (total <= limit && (p = fy_node_mapping_iterate(n, &it))) {
+            total += expanded_size(fy_node_pair_key(p), limit - total, depth + 1);
+            if (total <= limit)
+                total += expanded_size(fy_node_pair_value(p), limit - total, depth + 1);
+        }
+    }
+    return total;
+}
+
+static void yaml_close(yaml_doc *y)
+{
+    if (y->doc)
+        fy_parse_document_destroy(y->parser, y->doc);
+    if (y->parser)
+        fy_parser_destroy(y->parser);
+    if (y->diag)
+        fy_diag_destroy(y->diag);
+    memset(y, 0, sizeof *y);
+}
+
+static int collect_errors(struct fy_diag *diag, const char *name, co_diags *diags)
+{
     void *it = NULL;
     struct fy_diag_error *e;
     int n = 0;
@@ -708,34 +788,98 @@ static struct fy_document *parse_doc(const char *text, size_t len, const char *n
         co_diags_add(diags, name, e->line, e->column, "YAML syntax error: %s", e->msg); /* already 1-based */
         n++;
     }
-    /* no document and no error: the text was empty (or only comments) */
-    if (doc && n > 0) {
-        fy_document_destroy(doc);
-        doc = NULL;
+    return n;
+}
+
+/* Parses exactly one YAML document with aliases resolved. Errors go to diags;
+ * y->doc is NULL after an error and for empty input. */
+static int parse_doc(yaml_doc *y, const char *text, size_t len, const char *name, co_diags *diags)
+{
+    memset(y, 0, sizeof *y);
+    size_t bad = utf8_bad_offset((const unsigned char *)text, len);
+    if (bad < len) {
+        co_mark m = offset_mark(text, bad);
+        if (text[bad] == 0)
+            co_diags_add(diags, name, m.line, m.col, "the file contains a NUL byte; a config is UTF-8 text");
+        else
+            co_diags_add(diags, name, m.line, m.col,
+                         "byte 0x%02x is not valid UTF-8; save the file as UTF-8 text",
+                         (unsigned char)text[bad]);
+        return CO_ECONFIG;
     }
-    *out_diag = diag;
-    return doc;
+    struct fy_diag_cfg dcfg;
+    fy_diag_cfg_default(&dcfg);
+    dcfg.fp = NULL;
+    dcfg.output_fn = NULL;
+    dcfg.colorize = false;
+    y->diag = fy_diag_create(&dcfg);
+    if (!y->diag)
+        goto oom;
+    fy_diag_set_collect_errors(y->diag, true);
+    struct fy_parse_cfg pcfg = {.flags = FYPCF_QUIET | FYPCF_DEFAULT_VERSION_AUTO, .diag = y->diag};
+    y->parser = fy_parser_create(&pcfg);
+    if (!y->parser || fy_parser_set_string(y->parser, text, len) != 0)
+        goto oom;
+    y->doc = fy_parse_load_document(y->parser);
+    int n = collect_errors(y->diag, name, diags);
+    if (n == 0 && y->doc) {
+        struct fy_document *second = fy_parse_load_document(y->parser);
+        n = collect_errors(y->diag, name, diags);
+        if (second) {
+            struct fy_node *r = fy_document_root(second);
+            co_mark m = node_mark(r, (co_mark){0, 0});
+            co_diags_add(diags, name, m.line, m.col,
+                         "a second YAML document starts here; the file must hold exactly one");
+            fy_parse_document_destroy(y->parser, second);
+            n++;
+        }
+    }
+    if (n == 0 && y->doc) {
+        struct fy_node *r = fy_document_root(y->doc);
+        if (expanded_size(r, CO__CONF_MAX_EXPANDED, 0) > CO__CONF_MAX_EXPANDED) {
+            co_diags_add(diags, name, 1, 1, "aliases expand to more than %d nodes; refusing the file",
+                         CO__CONF_MAX_EXPANDED);
+            n++;
+        } else if (fy_document_resolve(y->doc) != 0) {
+            n += collect_errors(y->diag, name, diags);
+            if (n == 0) {
+                co_diags_add(diags, name, 1, 1, "YAML aliases could not be resolved");
+                n++;
+            }
+        }
+    }
+    if (n == 0 && !y->doc && fy_diag_got_error(y->diag)) {
+        co_diags_add(diags, name, 1, 1, "YAML syntax error");
+        n++;
+    }
+    if (n > 0) {
+        if (y->doc) {
+            fy_parse_document_destroy(y->parser, y->doc);
+            y->doc = NULL;
+        }
+        return CO_ECONFIG;
+    }
+    return 0;
+oom:
+    co_diags_add(diags, name, 0, 0, "out of memory parsing YAML");
+    return CO_ENOMEM;
 }
 
 int co_conf_load_string(const co_schema *root, void *obj, const char *text, size_t len,
                         const char *name, co_diags *diags)
 {
     size_t before = diags->n;
-    struct fy_diag *diag = NULL;
-    struct fy_document *doc = parse_doc(text, len, name, diags, &diag);
-    if (doc || diags->n == before) {
+    yaml_doc y;
+    if (parse_doc(&y, text, len, name, diags) == 0) {
         bind_ctx c = {.pub = {.file = name, .diags = diags}};
-        struct fy_node *r = doc ? fy_document_root(doc) : NULL;
+        struct fy_node *r = y.doc ? fy_document_root(y.doc) : NULL;
         co_mark top = {1, 1};
         if (r && !is_null(r) && fy_node_get_type(r) != FYNT_MAPPING)
             co_conf_error(&c.pub, node_mark(r, top), "the file must be a mapping of keys, found %s", node_kind(r));
         else
             bind_mapping(&c, root, obj, is_null(r) ? NULL : r, top);
-        if (doc)
-            fy_document_destroy(doc);
     }
-    if (diag)
-        fy_diag_destroy(diag);
+    yaml_close(&y);
     return diags->n > before ? co_error_set(CO_ECONFIG, "%zu error(s) in %s", diags->n - before, name) : 0;
 }
 
@@ -770,20 +914,17 @@ static int defaults_into(const co_schema *s, void *obj, co_diags *diags)
                 *(char **)field = strdup("");
             continue;
         }
-        struct fy_diag *diag = NULL;
         char name[200];
-        snprintf(name, sizeof name, "<default of %s.%s>", s->name ? s->name : "", o->name);
+        snprintf(name, sizeof name, "<default of %s.%s: %s>", s->name ? s->name : "", o->name, o->def);
         size_t before = diags->n;
-        struct fy_document *doc = parse_doc(o->def, strlen(o->def), name, diags, &diag);
-        if (doc) {
-            bind_ctx c = {.pub = {.file = name, .diags = diags}};
+        yaml_doc y;
+        if (parse_doc(&y, o->def, strlen(o->def), name, diags) == 0 && y.doc) {
+            bind_ctx c = {.pub = {.file = name, .diags = diags}, .defaults = 1};
             snprintf(c.path, sizeof c.path, "%s", o->name);
             co_mark none = {0, 0};
-            bind_value(&c, o, field, fy_document_root(doc), none);
-            fy_document_destroy(doc);
+            bind_value(&c, o, field, fy_document_root(y.doc), none);
         }
-        if (diag)
-            fy_diag_destroy(diag);
+        yaml_close(&y);
         if (diags->n > before)
             rc = CO_EINVAL;
     }
@@ -925,8 +1066,24 @@ int co_conf_render_template(const co_schema *root, const char *tmpl, co_buf *out
     return rc;
 }
 
-static int markdown_schema(const co_schema *s, const char *prefix, co_buf *out)
+typedef struct md_seen {
+    const co_schema *schema[64];
+    char path[64][256];
+    size_t n;
+} md_seen;
+
+/* One table per (sub-)schema; a schema reached again by another path (the
+ * triggers of a workload and of the rollout) points at its first table. */
+static int markdown_schema(const co_schema *s, const char *prefix, md_seen *seen, co_buf *out)
 {
+    for (size_t i = 0; i < seen->n; i++)
+        if (seen->schema[i] == s)
+            return co_buf_printf(out, "\n### `%s`\n\nThe same keys as `%s`.\n", prefix, seen->path[i]);
+    if (seen->n < 64) {
+        seen->schema[seen->n] = s;
+        snprintf(seen->path[seen->n], sizeof seen->path[0], "%s", prefix);
+        seen->n++;
+    }
     int rc = co_buf_printf(out, "\n### `%s`\n\n| key | type | default | description |\n|---|---|---|---|\n",
                            prefix[0] ? prefix : "(top level)");
     for (const co_opt *o = s->opts; o->name && !rc; o++) {
@@ -959,15 +1116,23 @@ static int markdown_schema(const co_schema *s, const char *prefix, co_buf *out)
             snprintf(path, sizeof path, "%s%s%s[]", prefix, prefix[0] ? "." : "", o->name);
         else
             snprintf(path, sizeof path, "%s%s%s", prefix, prefix[0] ? "." : "", o->name);
-        rc = markdown_schema(o->sub, path, out);
+        rc = markdown_schema(o->sub, path, seen, out);
     }
     return rc;
 }
 
 int co_conf_markdown(const co_schema *root, const char *title, co_buf *out)
 {
-    int rc = co_buf_printf(out, "## %s\n", title);
+    md_seen *seen = calloc(1, sizeof *seen);
+    if (!seen)
+        return co_error_set(CO_ENOMEM, "out of memory");
+    int rc = co_buf_printf(out,
+                           "# %s\n\nGenerated from the key table by `cutover config`; every key's type, "
+                           "bounds, default and meaning.\nDurations take ms, s, m, h or d (`30s`, `48h`); "
+                           "sizes k, MB, MiB; percents `5` or `5%%`.\n",
+                           title);
     if (!rc)
-        rc = markdown_schema(root, "", out);
+        rc = markdown_schema(root, "", seen, out);
+    free(seen);
     return rc;
 }

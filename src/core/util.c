@@ -1,6 +1,8 @@
 /* Shared helpers: clocks, ids, hashing, suggestions, duration/size parsing,
  * whole-file I/O. */
+#include <ctype.h>
 #include <errno.h>
+#include <math.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,6 +61,8 @@ unsigned co_bucket(const char *salt, const char *key)
 
 int co_edit_distance(const char *a, const char *b)
 {
+    if (strcmp(a, b) == 0)
+        return 0;
     size_t la = strlen(a), lb = strlen(b);
     if (la > 64 || lb > 64)
         return 255;
@@ -97,28 +101,52 @@ const char *co_suggest(const char *word, const char *const *candidates)
     return best && best_d <= limit ? best : NULL;
 }
 
+static int duration_unit(const char *u, size_t n, double *mult)
+{
+    if (n == 0 || (n == 1 && u[0] == 's')) *mult = 1000;
+    else if (n == 2 && !strncmp(u, "ms", 2)) *mult = 1;
+    else if (n == 1 && u[0] == 'm') *mult = 60e3;
+    else if (n == 1 && u[0] == 'h') *mult = 3600e3;
+    else if (n == 1 && u[0] == 'd') *mult = 86400e3;
+    else return -1;
+    return 0;
+}
+
+/* "48h", "1h30m", "1s234ms", "250ms", "1.5h", or bare seconds. */
 int co_parse_duration_ms(const char *s, int64_t *out_ms)
 {
     if (!s || !*s)
         return co_error_set(CO_EPARSE, "empty duration");
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (end == s || errno || v < 0)
-        return co_error_set(CO_EPARSE, "'%s' is not a duration (e.g. 250ms, 30s, 5m, 48h, 14d)", s);
-    double mult;
-    if (!*end || strcmp(end, "s") == 0) mult = 1000;
-    else if (strcmp(end, "ms") == 0) mult = 1;
-    else if (strcmp(end, "m") == 0) mult = 60e3;
-    else if (strcmp(end, "h") == 0) mult = 3600e3;
-    else if (strcmp(end, "d") == 0) mult = 86400e3;
-    else
-        return co_error_set(CO_EPARSE, "'%s' has an unknown unit '%s' (use ms, s, m, h or d)", s, end);
-    double ms = v * mult;
-    if (ms > 9.2e18)
+    const char *p = s;
+    double total = 0;
+    int parts = 0;
+    while (*p) {
+        if (!isdigit((unsigned char)*p) && *p != '.')
+            goto bad;
+        char *end;
+        errno = 0;
+        double v = strtod(p, &end);
+        if (end == p || errno || !isfinite(v) || v < 0)
+            goto bad;
+        const char *u = end;
+        while (*end && isalpha((unsigned char)*end))
+            end++;
+        double mult;
+        if (duration_unit(u, (size_t)(end - u), &mult) < 0)
+            return co_error_set(CO_EPARSE, "'%s' has an unknown unit '%.*s' (use ms, s, m, h or d)", s,
+                                (int)(end - u), u);
+        if (end == u && (parts > 0 || *end))
+            goto bad; /* a bare number only stands alone */
+        total += v * mult;
+        parts++;
+        p = end;
+    }
+    if (total > 9.2e18)
         return co_error_set(CO_EPARSE, "'%s' is too long a duration", s);
-    *out_ms = (int64_t)(ms + 0.5);
+    *out_ms = (int64_t)(total + 0.5);
     return 0;
+bad:
+    return co_error_set(CO_EPARSE, "'%s' is not a duration (e.g. 250ms, 30s, 5m, 48h, 1h30m, 14d)", s);
 }
 
 int co_parse_size(const char *s, int64_t *out_bytes)
@@ -128,7 +156,7 @@ int co_parse_size(const char *s, int64_t *out_bytes)
     char *end;
     errno = 0;
     double v = strtod(s, &end);
-    if (end == s || errno || v < 0)
+    if (end == s || errno || !isfinite(v) || v < 0 || !isdigit((unsigned char)s[0]))
         return co_error_set(CO_EPARSE, "'%s' is not a size (e.g. 512, 64k, 10MB, 1MiB)", s);
     double mult;
     if (!*end || strcmp(end, "B") == 0) mult = 1;
@@ -137,26 +165,35 @@ int co_parse_size(const char *s, int64_t *out_bytes)
     else if (!strcasecmp(end, "g") || !strcasecmp(end, "gb") || !strcasecmp(end, "gib")) mult = 1024.0 * 1024 * 1024;
     else
         return co_error_set(CO_EPARSE, "'%s' has an unknown unit '%s' (use k, MB, GiB…)", s, end);
-    *out_bytes = (int64_t)(v * mult);
+    double bytes = v * mult;
+    if (bytes > 4.6e18)
+        return co_error_set(CO_EPARSE, "'%s' is too large a size", s);
+    *out_bytes = (int64_t)bytes;
     return 0;
 }
 
+/* Exact and parseable again: "48h", "1h30m", "1s234ms", "250ms". */
 const char *co_format_duration(int64_t ms, char *buf, size_t n)
 {
-    if (ms < 1000)
-        snprintf(buf, n, "%lldms", (long long)ms);
-    else if (ms % 86400000 == 0)
-        snprintf(buf, n, "%lldd", (long long)(ms / 86400000));
-    else if (ms % 3600000 == 0)
-        snprintf(buf, n, "%lldh", (long long)(ms / 3600000));
-    else if (ms >= 3600000)
-        snprintf(buf, n, "%lldh%lldm", (long long)(ms / 3600000), (long long)(ms % 3600000 / 60000));
-    else if (ms % 60000 == 0)
-        snprintf(buf, n, "%lldm", (long long)(ms / 60000));
-    else if (ms % 1000 == 0)
-        snprintf(buf, n, "%llds", (long long)(ms / 1000));
-    else
-        snprintf(buf, n, "%.1fs", (double)ms / 1000.0);
+    static const struct { int64_t ms; const char *unit; } units[] = {
+        {86400000, "d"}, {3600000, "h"}, {60000, "m"}, {1000, "s"}, {1, "ms"},
+    };
+    size_t used = 0;
+    if (ms <= 0) {
+        snprintf(buf, n, "0ms");
+        return buf;
+    }
+    buf[0] = '\0';
+    for (size_t i = 0; i < sizeof units / sizeof units[0] && ms > 0; i++) {
+        int64_t q = ms / units[i].ms;
+        if (q == 0)
+            continue;
+        ms -= q * units[i].ms;
+        int w = snprintf(buf + used, used < n ? n - used : 0, "%lld%s", (long long)q, units[i].unit);
+        if (w < 0 || (size_t)w >= n - used)
+            break;
+        used += (size_t)w;
+    }
     return buf;
 }
 
@@ -213,9 +250,13 @@ int co_write_file(const char *path, const char *data, size_t len, int overwrite)
     char *tmp = NULL;
     if (!overwrite && access(path, F_OK) == 0)
         return co_error_set(CO_EEXIST, "%s already exists", path);
-    if (asprintf(&tmp, "%s.tmp.%d", path, (int)getpid()) < 0)
+    if (asprintf(&tmp, "%s.tmp.XXXXXX", path) < 0)
         return co_error_set(CO_ENOMEM, "out of memory");
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    fd = mkostemp(tmp, O_CLOEXEC); /* O_EXCL: never follows a planted link */
+    if (fd >= 0 && fchmod(fd, 0644) < 0) {
+        rc = co_error_set(CO_EIO, "%s: %s", tmp, strerror(errno));
+        goto done;
+    }
     if (fd < 0) {
         rc = co_error_set(CO_EIO, "%s: %s", tmp, strerror(errno));
         goto done;
@@ -236,8 +277,16 @@ int co_write_file(const char *path, const char *data, size_t len, int overwrite)
         goto done;
     }
     fd = -1;
-    if (rename(tmp, path) < 0)
-        rc = co_error_set(CO_EIO, "%s: %s", path, strerror(errno));
+    if (overwrite) {
+        if (rename(tmp, path) < 0)
+            rc = co_error_set(CO_EIO, "%s: %s", path, strerror(errno));
+    } else {
+        /* link() fails if the name appeared meanwhile: no silent overwrite */
+        if (link(tmp, path) < 0)
+            rc = co_error_set(errno == EEXIST ? CO_EEXIST : CO_EIO, "%s: %s", path,
+                              errno == EEXIST ? "already exists" : strerror(errno));
+        unlink(tmp);
+    }
 done:
     if (fd >= 0)
         close(fd);
@@ -264,5 +313,8 @@ int co_mkdirs(const char *path, int mode)
     }
     if (mkdir(buf, (mode_t)mode) < 0 && errno != EEXIST)
         return co_error_set(CO_EIO, "mkdir %s: %s", buf, strerror(errno));
+    struct stat st;
+    if (stat(buf, &st) < 0 || !S_ISDIR(st.st_mode))
+        return co_error_set(CO_EEXIST, "%s exists and is not a directory", buf);
     return 0;
 }

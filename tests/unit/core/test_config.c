@@ -337,7 +337,7 @@ static void test_reference_docs_match_table(void **state)
     (void)state;
     co_buf md;
     co_buf_init(&md, 1 << 20);
-    assert_int_equal(co_conf_markdown(co_config_schema(), "cutover.yaml keys", &md), 0);
+    assert_int_equal(co_conf_markdown(co_config_schema(), "cutover.yaml reference", &md), 0);
     assert_non_null(strstr(md.p, "| `api_key_env` |"));
     assert_non_null(strstr(md.p, "### `workloads.NAME.gate`"));
     assert_null(strstr(md.p, "| `api_key` |")); /* forbidden keys are not documented as keys */
