@@ -15,7 +15,7 @@ static int run(co_cli_ctx *ctx)
     co_buf_init(&b, 1u << 20);
     int sim = co_cli_flag(ctx, "scenario");
     int rc = co_conf_markdown(sim ? co_sim_scenario_schema() : co_config_schema(),
-                              sim ? "sim scenario keys" : "cutover.yaml keys", &b);
+                              sim ? "cutover sim scenario reference" : "cutover.yaml reference", &b);
     if (rc < 0) {
         fprintf(ctx->err, "cutover config: %s\n", co_error_last());
         co_buf_free(&b);
