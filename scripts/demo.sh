@@ -48,7 +48,12 @@ curl -sS "$BASE/v1beta/models/gemini-2.5-flash:generateContent" -H 'x-goog-api-k
   -H 'Content-Type: application/json' \
   -d '{"contents":[{"role":"user","parts":[{"text":"I forgot my password. What do I do?"}]}]}'
 echo
-step "a bad request gets the API's own error"
-curl -sS "$BASE/v1/chat/completions" -H 'Content-Type: application/json' -d '{"model":"gpt-4o"}'
-echo
+step "bad requests get the API's own errors"
+curl -sS -w '  -> HTTP %{http_code}\n' "$BASE/v1/chat/completions" -H "Authorization: Bearer $OPENAI_API_KEY" \
+  -H 'Content-Type: application/json' -d '{"model":"gpt-4o"}'
+curl -sS -w '  -> HTTP %{http_code}\n' "$BASE/v1/messages" -H 'anthropic-version: 2023-06-01' \
+  -H 'Content-Type: application/json' -d '{"model":"claude-sonnet-4","max_tokens":10,"messages":[]}'
+step "a typo in the config is named with its line and column"
+sed 's/^workers:/workerz:/' "$OUT/cutover.yaml" > "$OUT/typo.yaml"
+"$BIN" check -c "$OUT/typo.yaml" || true
 step "done: the demo folder is $OUT"

@@ -68,7 +68,7 @@ static int run(co_cli_ctx *ctx)
     if (rc < 0) {
         co_diags_print(&diags, ctx->err);
         if (rc == CO_ECONFIG)
-            fprintf(ctx->err, "%zu error(s); nothing was changed\n", diags.n);
+            fprintf(ctx->err, "%zu error(s) found\n", diags.n);
         co_diags_free(&diags);
         return rc == CO_ECONFIG ? CO_EXIT_FAIL : CO_EXIT_USAGE;
     }
