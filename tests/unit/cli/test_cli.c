@@ -184,6 +184,54 @@ static void test_config_reference(void **state)
     done(&r);
 }
 
+
+static void test_mode_rollback_status_without_gateway(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/co_cli2XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char cfg[300], text[1024];
+    snprintf(cfg, sizeof cfg, "%s/c.yaml", dir);
+    snprintf(text, sizeof text,
+             "store: sqlite:%s/s.db\n"
+             "providers: {oa: {kind: openai}}\n"
+             "models: {a: {provider: oa}, b: {provider: oa}}\n"
+             "workloads: {w: {incumbent: a, candidate: b, mode: shadow}}\n",
+             dir);
+    assert_int_equal(co_write_file(cfg, text, strlen(text), 1), 0);
+    /* port 1 is closed: no gateway answers, the change goes to the store */
+    run_result r = run("mode", "w", "canary", "25", "-c", cfg, "--gateway", "http://127.0.0.1:1", NULL);
+    assert_int_equal(r.rc, 0);
+    assert_non_null(strstr(r.err, "no gateway answered"));
+    assert_non_null(strstr(r.out, "w: now canary 25%"));
+    done(&r);
+    r = run("status", "-c", cfg, NULL);
+    assert_int_equal(r.rc, 0);
+    assert_non_null(strstr(r.out, "canary 25%"));
+    done(&r);
+    r = run("rollback", "w", "-c", cfg, "--gateway", "http://127.0.0.1:1", "--reason", "errors", NULL);
+    assert_int_equal(r.rc, 0);
+    assert_non_null(strstr(r.out, "w: rolled back to incumbent"));
+    done(&r);
+    r = run("status", "-c", cfg, NULL);
+    assert_non_null(strstr(r.out, "w                incumbent"));
+    done(&r);
+    r = run("mode", "w", "canary", "-c", cfg, NULL);
+    assert_int_equal(r.rc, CO_EXIT_USAGE);
+    assert_non_null(strstr(r.err, "canary needs a percent"));
+    done(&r);
+    r = run("rollback", "nope", "-c", cfg, "--gateway", "http://127.0.0.1:1", NULL);
+    assert_int_equal(r.rc, CO_EXIT_USAGE);
+    assert_non_null(strstr(r.err, "no workload 'nope' (workloads: w)"));
+    done(&r);
+    r = run("status", "-c", cfg, "--window", "soon", NULL);
+    assert_int_equal(r.rc, CO_EXIT_USAGE);
+    done(&r);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -194,6 +242,7 @@ int main(void)
         cmocka_unit_test(test_command_help),
         cmocka_unit_test(test_init_then_check),
         cmocka_unit_test(test_config_reference),
+        cmocka_unit_test(test_mode_rollback_status_without_gateway),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
