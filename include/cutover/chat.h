@@ -547,6 +547,10 @@ co__enc_tool *co__enc_tool_get(co_chat_encoder *e, int index);
 int co__enc_tool_add(co_chat_encoder *e, const co_chat_event *ev, co__enc_tool **out);
 /* Writes "event: name\n" (when name) + "data: " + JSON + eol to out. */
 int co__sse_write(co_buf *out, const char *name, const json_t *j, const char *eol);
+/* Sets a CO_EPARSE detail (safe to show a client) and returns CO_EPARSE. */
+int co__chat_bad(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* err != 0 after building JSON: CO_ENOMEM naming the API and what was built. */
+int co__chat_built(int err, const char *api, const char *what);
 #endif /* CO__CHAT_INTERNAL */
 
 #endif

@@ -1485,3 +1485,17 @@ double co_chat_cost_usd(const co_chat_usage *u, const co_chat_prices *p)
     double cw = p->cache_write > 0 ? p->cache_write : p->input;
     return (uncached * p->input + cached * p->cached_input + written * cw + output * p->output) / 1e6;
 }
+
+int co__chat_bad(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    co_error_setv(CO_EPARSE, fmt, ap);
+    va_end(ap);
+    return CO_EPARSE;
+}
+
+int co__chat_built(int err, const char *api, const char *what)
+{
+    return err ? co_error_set(CO_ENOMEM, "could not build the %s %s (out of memory or invalid UTF-8)", api, what) : 0;
+}

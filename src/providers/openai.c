@@ -10,20 +10,9 @@
 #include "cutover/error.h"
 #include "cutover/util.h"
 
-static int bad(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int bad(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    co_error_setv(CO_EPARSE, fmt, ap);
-    va_end(ap);
-    return CO_EPARSE;
-}
+#define bad co__chat_bad
 
-static int built(int err, const char *what)
-{
-    return err ? co_error_set(CO_ENOMEM, "could not build the OpenAI %s (out of memory or invalid UTF-8)", what) : 0;
-}
+static int built(int err, const char *what) { return co__chat_built(err, "OpenAI", what); }
 
 /* ---- request: parse ------------------------------------------------------- */
 
