@@ -29,6 +29,10 @@ typedef struct co_gateway_opts {
     void *log_ud;
 } co_gateway_opts;
 
+/* Binds the listener(s), opens the store, reads the providers' API keys (a
+ * missing one is an error naming the variable or file) and applies the
+ * stored workload states. Takes ownership of cfg on success only: on error
+ * cfg is still the caller's. */
 int co_gateway_new(co_gateway **out, co_config *cfg, const co_gateway_opts *opts);
 /* The bound port (useful with port 0). */
 int co_gateway_port(const co_gateway *gw);

@@ -9,6 +9,7 @@ extern const co_cli_cmd co_cmd_init;
 extern const co_cli_cmd co_cmd_check;
 extern const co_cli_cmd co_cmd_config;
 extern const co_cli_cmd co_cmd_sim;
+extern const co_cli_cmd co_cmd_serve;
 extern const co_cli_cmd co_cmd_status;
 extern const co_cli_cmd co_cmd_mode;
 extern const co_cli_cmd co_cmd_rollback;
@@ -17,6 +18,7 @@ const co_cli_cmd *const co_cli_commands[] = {
     &co_cmd_init,
     &co_cmd_check,
     &co_cmd_config,
+    &co_cmd_serve,
     &co_cmd_status,
     &co_cmd_mode,
     &co_cmd_rollback,
