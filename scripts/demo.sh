@@ -56,4 +56,41 @@ curl -sS -w '  -> HTTP %{http_code}\n' "$BASE/v1/messages" -H 'anthropic-version
 step "a typo in the config is named with its line and column"
 sed 's/^workers:/workerz:/' "$OUT/cutover.yaml" > "$OUT/typo.yaml"
 "$BIN" check -c "$OUT/typo.yaml" || true
+step "cutover serve: the gateway, workload 'support' in shadow mode"
+# the starter config listens on 127.0.0.1:8080; the demo takes a free port instead
+(cd "$OUT" && exec "$BIN" serve --listen 127.0.0.1:0 --workers 2 --port-file gw.port) >"$OUT/gateway.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 1 100); do [ -s "$OUT/gw.port" ] && break; sleep 0.05; done
+[ -s "$OUT/gw.port" ] || { echo "gateway did not start:"; cat "$OUT/gateway.log"; exit 1; }
+GW="http://127.0.0.1:$(cat "$OUT/gw.port")"
+head -n 1 "$OUT/gateway.log"
+
+step "a burst of traffic: 40 support questions from 8 users through the OpenAI API"
+questions=("How many days do I have to ask for a refund?" "I forgot my password. What do I do?"
+           "How long does standard shipping take?" "How do I cancel my subscription?")
+for i in $(seq 0 39); do
+  q=${questions[$((i % 4))]}
+  curl -sS -o /dev/null -w '%{http_code} ' "$GW/v1/chat/completions" -H "Authorization: Bearer app-key" \
+    -H 'Content-Type: application/json' \
+    -d "{\"model\":\"support-bot\",\"user\":\"user-$((i % 8))\",\"messages\":[{\"role\":\"user\",\"content\":\"$q\"}]}" &
+  if (( i % 8 == 7 )); then sleep 0.3; fi
+done
+sleep 1.5
+echo
+echo "one answer, with the headers saying who served it:"
+curl -sS -D - "$GW/v1/chat/completions" -H 'Content-Type: application/json' \
+  -d '{"model":"support-bot","messages":[{"role":"user","content":"How long does standard shipping take?"}]}' \
+  | grep -iE '^x-cutover|^\{' | cut -c1-200
+sleep 1   # the recorder writes in batches, off the hot path
+
+step "cutover status"
+(cd "$OUT" && "$BIN" status)
+
+step "cutover pairs support -n 3: what the client got vs. what the candidate said"
+(cd "$OUT" && "$BIN" pairs support -n 3 -w 100)
+
+step "canary 10% (sticky per user), then a rollback"
+(cd "$OUT" && "$BIN" mode support canary 10 --gateway "$GW" --reason "demo: start the canary")
+(cd "$OUT" && "$BIN" rollback support --gateway "$GW" --reason "demo: rehearse the rollback")
+
 step "done: the demo folder is $OUT"

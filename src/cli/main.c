@@ -13,6 +13,7 @@ extern const co_cli_cmd co_cmd_serve;
 extern const co_cli_cmd co_cmd_status;
 extern const co_cli_cmd co_cmd_mode;
 extern const co_cli_cmd co_cmd_rollback;
+extern const co_cli_cmd co_cmd_pairs;
 
 const co_cli_cmd *const co_cli_commands[] = {
     &co_cmd_init,
@@ -22,6 +23,7 @@ const co_cli_cmd *const co_cli_commands[] = {
     &co_cmd_status,
     &co_cmd_mode,
     &co_cmd_rollback,
+    &co_cmd_pairs,
     &co_cmd_sim,
     NULL,
 };

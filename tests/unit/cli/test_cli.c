@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cutover/store.h"
 #include "cutover/util.h"
 
 typedef struct run_result {
@@ -223,6 +224,34 @@ static void test_mode_rollback_status_without_gateway(void **state)
     r = run("rollback", "nope", "-c", cfg, "--gateway", "http://127.0.0.1:1", NULL);
     assert_int_equal(r.rc, CO_EXIT_USAGE);
     assert_non_null(strstr(r.err, "no workload 'nope' (workloads: w)"));
+    done(&r);
+    /* a recorded served/shadow pair is shown side by side */
+    co_store *st = NULL;
+    char url[300];
+    snprintf(url, sizeof url, "sqlite:%s/s.db", dir);
+    assert_int_equal(co_store_open(&st, url), 0);
+    co_exchange xs[2] = {
+        {.request_id = "r1", .pair_id = "p1", .ts_ms = co_now_ms(), .workload = "w", .arm = "incumbent",
+         .role = "served", .model = "a", .api = "openai", .status = 200, .latency_ms = 120, .ttft_ms = -1,
+         .output_text = "served answer"},
+        {.request_id = "r1", .pair_id = "p1", .ts_ms = co_now_ms(), .workload = "w", .arm = "candidate",
+         .role = "shadow", .model = "b", .api = "openai", .status = 500, .error_class = "5xx", .latency_ms = 80,
+         .ttft_ms = -1, .output_text = "candidate answer"},
+    };
+    assert_int_equal(co_store_record(st, xs, 2), 0);
+    co_store_close(st);
+    r = run("pairs", "w", "-c", cfg, NULL);
+    assert_int_equal(r.rc, 0);
+    assert_non_null(strstr(r.out, "pair p1"));
+    assert_non_null(strstr(r.out, "\"served answer\""));
+    assert_non_null(strstr(r.out, "shadow   candidate b"));
+    assert_non_null(strstr(r.out, "error: 5xx"));
+    done(&r);
+    r = run("status", "-c", cfg, NULL);
+    assert_non_null(strstr(r.out, "|        1    0.0%    120ms |        1  100.0%     80ms"));
+    done(&r);
+    r = run("pairs", "nope", "-c", cfg, NULL);
+    assert_int_equal(r.rc, CO_EXIT_USAGE);
     done(&r);
     r = run("status", "-c", cfg, "--window", "soon", NULL);
     assert_int_equal(r.rc, CO_EXIT_USAGE);
