@@ -9,6 +9,9 @@ pkgs=(build-essential cmake pkg-config curl
       libsqlite3-dev libpq-dev libxxhash-dev libcmocka-dev
       sqlite3 wrk)
 
+# --bench adds nginx, the reference proxy of `make bench` (not needed by the tests)
+if [ "${1:-}" = "--bench" ]; then pkgs+=(nginx); shift; fi
+
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -39,4 +42,9 @@ fi
 echo "deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
+# packages that ship a service (nginx) must not start it: the bench runs its own
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+  trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+fi
 apt-get install -y -qq --no-install-recommends "${missing[@]}"
