@@ -296,9 +296,9 @@ static const co_opt limits_opts[] = {
     OPTN("max_upstream_body", CO_T_SIZE, F(co_limits_conf, max_upstream_body), 1024, 1073741824.0, "16MiB",
      "largest upstream response kept (streams included)"),
     OPTN("header_timeout", CO_T_DURATION, F(co_limits_conf, header_timeout_ms), 100, 600000, "10s",
-     "time a client has to send its request headers and body"),
-    OPTN("idle_timeout", CO_T_DURATION, F(co_limits_conf, idle_timeout_ms), 100, 3600000, "60s",
-     "keep-alive idle time before a client connection is closed"),
+     "time a client has to send its request headers and body; also how long an idle keep-alive connection stays open"),
+    OPTN("max_shadow_in_flight", CO_T_INT, F(co_limits_conf, max_shadow_in_flight), 1, 1000000, "256",
+         "shadow calls in flight per worker; beyond it a request is served without its shadow (counted)"),
     END,
 };
 static const co_schema limits_schema = {.name = "limits", .opts = limits_opts, .size = sizeof(co_limits_conf)};

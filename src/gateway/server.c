@@ -235,6 +235,8 @@ struct gw_worker {
     uint64_t idseq; /* request ids: splitmix64 over a per-worker random start */
     int64_t warn_at_us; /* per-request warnings: at most one a second per worker */
     uint64_t warn_quiet;
+    size_t shadow_inflight;           /* bounded by limits.max_shadow_in_flight */
+    _Atomic uint64_t shadow_skipped;  /* shadows not started because of that bound */
 };
 
 struct co_gateway {
@@ -573,6 +575,14 @@ static void cb_modes(void *ud, co_metrics_sink *s, int pct)
     }
     co_route_table_release(t);
 }
+static void cb_shadow_skipped(void *ud, co_metrics_sink *s)
+{
+    co_gateway *gw = ud;
+    uint64_t n = 0;
+    for (int k = 0; k < gw->nworkers; k++)
+        n += atomic_load_explicit(&gw->w[k].shadow_skipped, memory_order_relaxed);
+    co_metrics_emit(s, NULL, (double)n);
+}
 static void cb_mode(void *ud, co_metrics_sink *s) { cb_modes(ud, s, 0); }
 static void cb_percent(void *ud, co_metrics_sink *s) { cb_modes(ud, s, 1); }
 
@@ -631,6 +641,8 @@ static int met_new(co_gateway *gw, const co_config *cfg, gw_met **out)
         {"cutover_gateway_workers", "worker threads", CO_METRIC_GAUGE, cb_workers},
         {"cutover_config_reloads_total", "configuration reloads, by result", CO_METRIC_COUNTER, cb_reloads},
         {"cutover_workload_mode", "1 for the mode each workload runs", CO_METRIC_GAUGE, cb_mode},
+        {"cutover_shadow_skipped_total", "shadow calls not made because limits.max_shadow_in_flight was reached",
+         CO_METRIC_COUNTER, cb_shadow_skipped},
         {"cutover_workload_candidate_percent", "share of users the candidate serves", CO_METRIC_GAUGE, cb_percent},
     };
     for (size_t i = 0; i < sizeof fam / sizeof *fam; i++)
@@ -1773,6 +1785,8 @@ static void shadow_done(co_upstream_xfer *x, void *ud, const co_upstream_result 
 {
     (void)x;
     gw_call *c = ud;
+    if (c->r->w->shadow_inflight > 0)
+        c->r->w->shadow_inflight--;
     c->x = NULL;
     c->running = 0;
     c->latency_us = res->total_us >= 0 ? res->total_us : co_mono_us() - c->t0_us;
@@ -2197,7 +2211,12 @@ static void chat(gw_worker *w, struct evhttp_request *ev, co_api api)
     } else {
         r->served = c;
     }
-    if (r->d.shadow != CO_ARM_NONE) {
+    if (r->d.shadow != CO_ARM_NONE && r->w->shadow_inflight >= (size_t)r->gen->cfg->limits.max_shadow_in_flight) {
+        /* a slow candidate must not make the gateway hold unbounded work */
+        atomic_store_explicit(&r->w->shadow_skipped,
+                              atomic_load_explicit(&r->w->shadow_skipped, memory_order_relaxed) + 1,
+                              memory_order_relaxed);
+    } else if (r->d.shadow != CO_ARM_NONE) {
         gw_call *s = NULL;
         if (call_start(r, CO_ROLE_SHADOW, r->d.shadow, &s) < 0) {
             if (s) {
@@ -2207,6 +2226,7 @@ static void chat(gw_worker *w, struct evhttp_request *ev, co_api api)
             }
         } else {
             r->shadow = s;
+            r->w->shadow_inflight++;
         }
     }
     if (r->ev)
