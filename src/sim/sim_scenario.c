@@ -523,7 +523,7 @@ static int load_yaml(co__sim_caseset *cs, const char *path, const char *text, si
         void *it = NULL;
         struct fy_diag_error *e;
         while ((e = fy_diag_errors_iterate(diag, &it))) {
-            co_diags_add(d, path, e->line + 1, e->column + 1, "%s", e->msg);
+            co_diags_add(d, path, e->line, e->column, "%s", e->msg); /* libfyaml: already 1-based */
             errs++;
         }
         if (!errs)

@@ -141,6 +141,15 @@ static void test_errors_located(void **state)
     assert_int_equal(d.v[0].line, 2);
     co_diags_free(&d);
 
+    /* ... and so are syntax errors inside a canned eval set */
+    char *ev = co_test_write(dir, "ev.yaml", "- id: a\n  ideal: x\n- id: b\n  ideal: [1, 2}\n");
+    char *p2b = co_test_write(dir, "canned.yaml", "models:\n  m: {canned: {file: ev.yaml}}\n");
+    assert_int_equal(co_sim_scenario_load(&sc, p2b, &d), CO_ECONFIG);
+    assert_true(has_diag(&d, 4, 15, "mismatched"));
+    co_diags_free(&d);
+    free(ev);
+    free(p2b);
+
     /* models is required and not empty */
     char *p3 = co_test_write(dir, "empty.yaml", "seed: 3\n");
     assert_int_equal(co_sim_scenario_load(&sc, p3, &d), CO_ECONFIG);
