@@ -203,6 +203,8 @@ typedef enum co_chat_finish {
 
 /* "stop", "length", "tool_calls", "content_filter", "error", "other", "none". */
 const char *co_chat_finish_name(co_chat_finish f);
+/* An API's own finish/stop reason string ("stop", "end_turn", "MAX_TOKENS"...) as canonical. */
+co_chat_finish co_chat_finish_of(co_api api, const char *reason);
 
 /* Token counts, normalised: input_tokens is the whole prompt INCLUDING cached
  * reads and cache writes (OpenAI's convention); cached_input_tokens and

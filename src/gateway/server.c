@@ -1438,6 +1438,7 @@ static int shadow_on_data(co_upstream_xfer *x, void *ud, const char *data, size_
 
 static void served_done(co_upstream_xfer *x, void *ud, const co_upstream_result *res);
 static int splice_model(co_buf *out, const char *body, size_t len, const char *model);
+static int gw_response_parse(co_chat_response **out, co_api api, const char *body, size_t len);
 static void shadow_done(co_upstream_xfer *x, void *ud, const co_upstream_result *res);
 
 /* Fields the translation could not carry (the parser's and the emitter's):
@@ -1673,7 +1674,7 @@ static void served_json_done(gw_call *c, const co_upstream_result *res)
     copy_header(c->retry_after, sizeof c->retry_after, res->headers, "retry-after");
     copy_header(c->retry_after_ms, sizeof c->retry_after_ms, res->headers, "retry-after-ms");
     if (res->err == CO_UPSTREAM_OK && res->status >= 200 && res->status < 300) {
-        int prc = co_chat_response_parse(&c->resp, c->m->p->api, res->body ? res->body : "", res->body_len);
+        int prc = gw_response_parse(&c->resp, c->m->p->api, res->body ? res->body : "", res->body_len);
         if (prc < 0)
             c->errclass = CO_ERRCLASS_PARSE;
         if (c->fast) {
@@ -1803,7 +1804,7 @@ static void shadow_done(co_upstream_xfer *x, void *ud, const co_upstream_result 
     } else if (c->stream) {
         if (co_chat_decoder_finish(c->dec) < 0 || !co_chat_decoder_done(c->dec))
             c->errclass = CO_ERRCLASS_TRUNCATED;
-    } else if (co_chat_response_parse(&c->resp, c->m->p->api, res->body ? res->body : "", res->body_len) < 0) {
+    } else if (gw_response_parse(&c->resp, c->m->p->api, res->body ? res->body : "", res->body_len) < 0) {
         c->errclass = CO_ERRCLASS_PARSE;
     }
     call_finish(c);
@@ -1811,9 +1812,10 @@ static void shadow_done(co_upstream_xfer *x, void *ud, const co_upstream_result 
 
 /* ---- the fast path's one parse -------------------------------------------- */
 
-/* What the pipeline needs from a request body, read from one jansson parse
- * with the checks the canonical parser makes on the fields every upstream
- * relies on (the canonical request is only built when a call translates). */
+/* What the pipeline needs from a request body, read from one byte-level scan
+ * (fast_peek) or, when that scan is not sure, one jansson parse, with the
+ * checks the canonical parser makes on the fields every upstream relies on
+ * (the canonical request is only built when a call translates). */
 typedef struct gw_peek {
     const char *model, *user;
     int stream, include_usage;
@@ -1985,6 +1987,532 @@ static int peek_request(const json_t *root, co_api api, gw_peek *p, char *err, s
     return 0;
 }
 
+/* A byte-level twin of json_loadb + peek_request for the common request:
+ * a strict scan (a subset of what jansson accepts: no escapes in keys, no
+ * \u0000 or surrogate escapes, short plain numbers, valid UTF-8, bounded
+ * depth and size) into a flat tape, then peek_request's checks on it. It
+ * only ever answers "these are the exact results jansson + peek_request
+ * would give" (0) or "not sure" (-1: the caller takes the jansson path, which
+ * also words every error). */
+enum { FP_OBJ, FP_ARR, FP_STR, FP_NUM, FP_TRUE, FP_FALSE, FP_NULL };
+#define FP_MAX_TOK 1024
+#define FP_MAX_DEPTH 64
+typedef struct {
+    uint8_t type, esc, real;
+    uint32_t s, e;  /* strings: the bytes between the quotes; others: the token */
+    uint32_t next;  /* index of the token after this value (and its subtree) */
+} fp_tok;
+typedef struct {
+    const unsigned char *p;
+    size_t n, i;
+    fp_tok *t;
+    uint32_t nt;
+} fp_scan;
+
+static void fp_ws(fp_scan *s)
+{
+    while (s->i < s->n && (s->p[s->i] == ' ' || s->p[s->i] == '\t' || s->p[s->i] == '\n' || s->p[s->i] == '\r'))
+        s->i++;
+}
+
+static int fp_hex(unsigned char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+/* a string at s->i (on the quote); strict UTF-8 as jansson checks it */
+static int fp_str(fp_scan *s, fp_tok *t)
+{
+    const unsigned char *p = s->p;
+    size_t i = s->i + 1, n = s->n;
+    t->type = FP_STR;
+    t->s = (uint32_t)i;
+    for (;;) {
+        if (i >= n)
+            return -1;
+        unsigned char c = p[i];
+        if (c == '"')
+            break;
+        if (c < 0x20)
+            return -1;
+        if (c == '\\') {
+            if (i + 1 >= n)
+                return -1;
+            unsigned char e = p[i + 1];
+            t->esc = 1;
+            if (e == 'u') {
+                if (i + 5 >= n || !fp_hex(p[i + 2]) || !fp_hex(p[i + 3]) || !fp_hex(p[i + 4]) || !fp_hex(p[i + 5]))
+                    return -1;
+                unsigned v = (unsigned)strtoul((const char[]){(char)p[i + 2], (char)p[i + 3], (char)p[i + 4],
+                                                              (char)p[i + 5], 0},
+                                               NULL, 16);
+                if (v == 0 || (v >= 0xD800 && v <= 0xDFFF))
+                    return -1; /* NUL or a surrogate: jansson's rules, not ours */
+                i += 6;
+                continue;
+            }
+            if (e != '"' && e != '\\' && e != '/' && e != 'b' && e != 'f' && e != 'n' && e != 'r' && e != 't')
+                return -1;
+            i += 2;
+            continue;
+        }
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        /* UTF-8: no overlongs, no surrogates, nothing above U+10FFFF */
+        size_t k;
+        unsigned v;
+        if (c >= 0xC2 && c <= 0xDF)
+            k = 1, v = c & 0x1F;
+        else if (c >= 0xE0 && c <= 0xEF)
+            k = 2, v = c & 0x0F;
+        else if (c >= 0xF0 && c <= 0xF4)
+            k = 3, v = c & 0x07;
+        else
+            return -1;
+        if (i + k >= n)
+            return -1;
+        for (size_t j = 1; j <= k; j++) {
+            if ((p[i + j] & 0xC0) != 0x80)
+                return -1;
+            v = (v << 6) | (p[i + j] & 0x3F);
+        }
+        if ((k == 2 && (v < 0x800 || (v >= 0xD800 && v <= 0xDFFF))) || (k == 3 && (v < 0x10000 || v > 0x10FFFF)))
+            return -1;
+        i += k + 1;
+    }
+    t->e = (uint32_t)i;
+    s->i = i + 1;
+    return 0;
+}
+
+static int fp_value(fp_scan *s, int depth)
+{
+    if (depth > FP_MAX_DEPTH || s->nt >= FP_MAX_TOK || s->i >= s->n)
+        return -1;
+    uint32_t me = s->nt++;
+    fp_tok *t = &s->t[me];
+    memset(t, 0, sizeof *t);
+    const unsigned char *p = s->p;
+    unsigned char c = p[s->i];
+    if (c == '{' || c == '[') {
+        t->type = c == '{' ? FP_OBJ : FP_ARR;
+        t->s = (uint32_t)s->i;
+        s->i++;
+        fp_ws(s);
+        if (s->i < s->n && p[s->i] == (c == '{' ? '}' : ']')) {
+            s->i++;
+        } else {
+            for (;;) {
+                if (c == '{') {
+                    if (s->i >= s->n || p[s->i] != '"' || s->nt >= FP_MAX_TOK)
+                        return -1;
+                    fp_tok *k = &s->t[s->nt++];
+                    memset(k, 0, sizeof *k);
+                    if (fp_str(s, k) || k->esc)
+                        return -1; /* a key with escapes might spell anything */
+                    k->next = s->nt;
+                    fp_ws(s);
+                    if (s->i >= s->n || p[s->i] != ':')
+                        return -1;
+                    s->i++;
+                    fp_ws(s);
+                }
+                if (fp_value(s, depth + 1))
+                    return -1;
+                fp_ws(s);
+                if (s->i >= s->n)
+                    return -1;
+                if (p[s->i] == ',') {
+                    s->i++;
+                    fp_ws(s);
+                    continue;
+                }
+                if (p[s->i] != (c == '{' ? '}' : ']'))
+                    return -1;
+                s->i++;
+                break;
+            }
+        }
+        t = &s->t[me];
+        t->e = (uint32_t)s->i;
+        t->next = s->nt;
+        return 0;
+    }
+    if (c == '"') {
+        if (fp_str(s, t))
+            return -1;
+        t->next = s->nt;
+        return 0;
+    }
+    size_t st = s->i;
+    if (c == '-' || (c >= '0' && c <= '9')) {
+        size_t i = s->i;
+        if (p[i] == '-')
+            i++;
+        if (i >= s->n || !(p[i] >= '0' && p[i] <= '9'))
+            return -1;
+        if (p[i] == '0') {
+            i++;
+            if (i < s->n && p[i] >= '0' && p[i] <= '9')
+                return -1;
+        } else {
+            while (i < s->n && p[i] >= '0' && p[i] <= '9')
+                i++;
+        }
+        if (i < s->n && p[i] == '.') {
+            t->real = 1;
+            i++;
+            if (i >= s->n || !(p[i] >= '0' && p[i] <= '9'))
+                return -1;
+            while (i < s->n && p[i] >= '0' && p[i] <= '9')
+                i++;
+        }
+        if (i < s->n && (p[i] == 'e' || p[i] == 'E'))
+            return -1; /* exponents can overflow jansson's reals: its call */
+        if (i - st > 15)
+            return -1; /* long numbers can overflow jansson's integers: its call */
+        t->type = FP_NUM;
+        s->i = i;
+    } else if (s->n - st >= 4 && !memcmp(p + st, "true", 4)) {
+        t->type = FP_TRUE;
+        s->i += 4;
+    } else if (s->n - st >= 5 && !memcmp(p + st, "false", 5)) {
+        t->type = FP_FALSE;
+        s->i += 5;
+    } else if (s->n - st >= 4 && !memcmp(p + st, "null", 4)) {
+        t->type = FP_NULL;
+        s->i += 4;
+    } else {
+        return -1;
+    }
+    /* jansson lexes a literal or number up to a delimiter */
+    if (s->i < s->n) {
+        unsigned char d = p[s->i];
+        if (!(d == ' ' || d == '\t' || d == '\n' || d == '\r' || d == ',' || d == '}' || d == ']'))
+            return -1;
+    }
+    t->s = (uint32_t)st;
+    t->e = (uint32_t)s->i;
+    t->next = s->nt;
+    return 0;
+}
+
+/* the value of key in object o (the last one, as jansson keeps), or 0 */
+static uint32_t fp_get(const fp_scan *s, uint32_t o, const char *key)
+{
+    if (!o || s->t[o - 1].type != FP_OBJ)
+        return 0;
+    size_t kl = strlen(key);
+    uint32_t found = 0;
+    for (uint32_t i = o; i < s->t[o - 1].next;) {
+        const fp_tok *k = &s->t[i];
+        if (k->e - k->s == kl && !memcmp(s->p + k->s, key, kl))
+            found = i + 2; /* 1-based index of the value */
+        i = s->t[i + 1].next;
+    }
+    return found;
+}
+/* 1-based token handles: 0 is "absent" */
+#define FP_T(s, h) (&(s)->t[(h) - 1])
+static int fp_is(const fp_scan *s, uint32_t h, int type) { return h && FP_T(s, h)->type == type; }
+static int fp_null(const fp_scan *s, uint32_t h) { return !h || FP_T(s, h)->type == FP_NULL; }
+static int fp_streq(const fp_scan *s, uint32_t h, const char *v)
+{
+    const fp_tok *t = FP_T(s, h);
+    size_t l = strlen(v);
+    return !t->esc && t->e - t->s == l && !memcmp(s->p + t->s, v, l);
+}
+/* a string without escapes copied out NUL-terminated; -1 when not sure */
+static int fp_cstr(const fp_scan *s, uint32_t h, char *out, size_t n)
+{
+    const fp_tok *t = FP_T(s, h);
+    if (t->esc || t->e - t->s >= n)
+        return -1;
+    memcpy(out, s->p + t->s, t->e - t->s);
+    out[t->e - t->s] = '\0';
+    return 0;
+}
+
+static int fp_content(const fp_scan *s, uint32_t c)
+{
+    if (fp_is(s, c, FP_STR))
+        return 0;
+    if (!fp_is(s, c, FP_ARR))
+        return -1;
+    for (uint32_t i = c; i < FP_T(s, c)->next; i = s->t[i].next)
+        if (s->t[i].type != FP_OBJ || !fp_is(s, fp_get(s, i + 1, "type"), FP_STR))
+            return -1;
+    return 0;
+}
+
+static int fp_posint_ok(const fp_scan *s, uint32_t h)
+{
+    if (fp_null(s, h))
+        return 1;
+    const fp_tok *t = FP_T(s, h);
+    return t->type == FP_NUM && !t->real && s->p[t->s] != '-' && s->p[t->s] != '0';
+}
+
+/* peek_request's checks, OpenAI and Anthropic; model and user go to mbuf/ubuf */
+static int fast_peek(const char *body, size_t len, co_api api, gw_peek *pk, char *mbuf, size_t mn, char *ubuf,
+                     size_t un)
+{
+    if (api != CO_API_OPENAI && api != CO_API_ANTHROPIC)
+        return -1;
+    fp_tok toks[FP_MAX_TOK];
+    fp_scan s = {(const unsigned char *)body, len, 0, toks, 0};
+    fp_ws(&s);
+    if (s.i >= s.n || body[s.i] != '{' || fp_value(&s, 0))
+        return -1;
+    fp_ws(&s);
+    if (s.i != s.n)
+        return -1;
+    memset(pk, 0, sizeof *pk);
+    uint32_t root = 1;
+    uint32_t model = fp_get(&s, root, "model");
+    if (!fp_is(&s, model, FP_STR) || fp_cstr(&s, model, mbuf, mn))
+        return -1;
+    pk->model = mbuf;
+    if (api == CO_API_ANTHROPIC) {
+        uint32_t mt = fp_get(&s, root, "max_tokens");
+        if (!mt || !fp_posint_ok(&s, mt))
+            return -1;
+    }
+    uint32_t msgs = fp_get(&s, root, "messages");
+    if (!fp_is(&s, msgs, FP_ARR) || FP_T(&s, msgs)->next == msgs)
+        return -1; /* absent, not an array, or empty */
+    uint32_t ma = msgs - 1; /* 0-based index of the array */
+    for (uint32_t j = ma + 1; j < s.t[ma].next; j = s.t[j].next) {
+        if (s.t[j].type != FP_OBJ)
+            return -1;
+        uint32_t i = j + 1; /* the message's handle */
+        uint32_t rv = fp_get(&s, i, "role");
+        if (!fp_is(&s, rv, FP_STR) || FP_T(&s, rv)->esc)
+            return -1;
+        uint32_t c = fp_get(&s, i, "content");
+        int has = !fp_null(&s, c);
+        if (api == CO_API_ANTHROPIC) {
+            if (!fp_streq(&s, rv, "user") && !fp_streq(&s, rv, "assistant"))
+                return -1;
+            if (!has || fp_content(&s, c))
+                return -1;
+        } else if (fp_streq(&s, rv, "assistant")) {
+            uint32_t tc = fp_get(&s, i, "tool_calls");
+            if (!fp_null(&s, tc) && !fp_is(&s, tc, FP_ARR))
+                return -1;
+            if (has && fp_content(&s, c))
+                return -1;
+        } else {
+            if (!fp_streq(&s, rv, "system") && !fp_streq(&s, rv, "developer") && !fp_streq(&s, rv, "user") &&
+                !fp_streq(&s, rv, "tool"))
+                return -1;
+            if (!has || fp_content(&s, c))
+                return -1;
+            if (fp_streq(&s, rv, "tool") && !fp_is(&s, fp_get(&s, i, "tool_call_id"), FP_STR))
+                return -1;
+        }
+    }
+    uint32_t st = fp_get(&s, root, "stream");
+    if (!fp_null(&s, st) && !fp_is(&s, st, FP_TRUE) && !fp_is(&s, st, FP_FALSE))
+        return -1;
+    uint32_t h;
+    if (!fp_null(&s, h = fp_get(&s, root, "temperature")) && !fp_is(&s, h, FP_NUM))
+        return -1;
+    if (!fp_null(&s, h = fp_get(&s, root, "top_p")) && !fp_is(&s, h, FP_NUM))
+        return -1;
+    if (!fp_null(&s, h = fp_get(&s, root, "tools")) && !fp_is(&s, h, FP_ARR))
+        return -1;
+    pk->stream = fp_is(&s, st, FP_TRUE);
+    if (api == CO_API_ANTHROPIC) {
+        pk->include_usage = 1;
+        if (!fp_null(&s, h = fp_get(&s, root, "system")) && !fp_is(&s, h, FP_STR) && !fp_is(&s, h, FP_ARR))
+            return -1;
+        uint32_t md = fp_get(&s, root, "metadata");
+        if (!fp_null(&s, md) && !fp_is(&s, md, FP_OBJ))
+            return -1;
+        if (!fp_null(&s, h = fp_get(&s, root, "stop_sequences")) && !fp_is(&s, h, FP_ARR))
+            return -1;
+        uint32_t uid = fp_is(&s, md, FP_OBJ) ? fp_get(&s, md, "user_id") : 0;
+        if (!fp_null(&s, uid)) {
+            if (!fp_is(&s, uid, FP_STR) || fp_cstr(&s, uid, ubuf, un))
+                return -1;
+            pk->user = ubuf;
+        }
+        return 0;
+    }
+    if (!fp_posint_ok(&s, fp_get(&s, root, "max_tokens")) ||
+        !fp_posint_ok(&s, fp_get(&s, root, "max_completion_tokens")))
+        return -1;
+    uint32_t so = fp_get(&s, root, "stream_options");
+    if (!fp_null(&s, so) && !fp_is(&s, so, FP_OBJ))
+        return -1;
+    uint32_t user = fp_get(&s, root, "user"), sid = fp_get(&s, root, "safety_identifier");
+    if ((!fp_null(&s, user) && !fp_is(&s, user, FP_STR)) || (!fp_null(&s, sid) && !fp_is(&s, sid, FP_STR)))
+        return -1;
+    uint32_t iu = fp_is(&s, so, FP_OBJ) ? fp_get(&s, so, "include_usage") : 0;
+    if (!fp_null(&s, iu) && !fp_is(&s, iu, FP_TRUE) && !fp_is(&s, iu, FP_FALSE))
+        return -1;
+    pk->include_usage = fp_is(&s, iu, FP_TRUE);
+    if (!fp_null(&s, h = fp_get(&s, root, "stop")) && !fp_is(&s, h, FP_STR) && !fp_is(&s, h, FP_ARR))
+        return -1;
+    if (!fp_null(&s, h = fp_get(&s, root, "tool_choice")) && !fp_is(&s, h, FP_STR) && !fp_is(&s, h, FP_OBJ))
+        return -1;
+    uint32_t u = fp_is(&s, user, FP_STR) ? user : fp_is(&s, sid, FP_STR) ? sid : 0;
+    if (u) {
+        if (fp_cstr(&s, u, ubuf, un))
+            return -1;
+        pk->user = ubuf;
+    }
+    return 0;
+}
+
+/* a string token decoded as jansson would (the scan let no \u0000 or
+ * surrogate through), malloc'd; NULL when out of memory */
+static char *fp_dup(const fp_scan *s, uint32_t h)
+{
+    const fp_tok *t = FP_T(s, h);
+    const unsigned char *p = s->p + t->s;
+    size_t n = t->e - t->s, o = 0;
+    char *out = malloc(n + 1);
+    if (!out)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] != '\\') {
+            out[o++] = (char)p[i];
+            continue;
+        }
+        unsigned char e = p[++i];
+        switch (e) {
+        case 'b': out[o++] = '\b'; break;
+        case 'f': out[o++] = '\f'; break;
+        case 'n': out[o++] = '\n'; break;
+        case 'r': out[o++] = '\r'; break;
+        case 't': out[o++] = '\t'; break;
+        case 'u': {
+            unsigned v = 0;
+            for (int k = 1; k <= 4; k++) {
+                unsigned char c = p[i + (size_t)k];
+                v = v * 16 + (unsigned)(c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10);
+            }
+            i += 4;
+            if (v < 0x80) {
+                out[o++] = (char)v;
+            } else if (v < 0x800) {
+                out[o++] = (char)(0xC0 | (v >> 6));
+                out[o++] = (char)(0x80 | (v & 0x3F));
+            } else {
+                out[o++] = (char)(0xE0 | (v >> 12));
+                out[o++] = (char)(0x80 | ((v >> 6) & 0x3F));
+                out[o++] = (char)(0x80 | (v & 0x3F));
+            }
+            break;
+        }
+        default: out[o++] = (char)e; break; /* " \ / */
+        }
+    }
+    out[o] = '\0';
+    return out;
+}
+
+/* json_integer_value of a token: its value for a (short) integer, else 0 */
+static int64_t fp_int(const fp_scan *s, uint32_t h)
+{
+    if (!fp_is(s, h, FP_NUM) || FP_T(s, h)->real)
+        return 0;
+    return strtoll((const char *)s->p + FP_T(s, h)->s, NULL, 10);
+}
+
+static int fp_setstr(const fp_scan *s, uint32_t h, char **field)
+{
+    if (!fp_is(s, h, FP_STR))
+        return 0;
+    char *v = fp_dup(s, h);
+    if (!v)
+        return -1;
+    free(*field);
+    *field = v;
+    return 0;
+}
+
+/* co_chat_response_parse of an OpenAI body without tool calls, by the same
+ * rules, from one byte-level scan; -1 when not sure (the caller parses with
+ * jansson, which also words every error). */
+
+static int fast_openai_response(co_chat_response **out, const char *body, size_t len)
+{
+    fp_tok toks[FP_MAX_TOK];
+    fp_scan s = {(const unsigned char *)body, len, 0, toks, 0};
+    fp_ws(&s);
+    if (s.i >= s.n || body[s.i] != '{' || fp_value(&s, 0))
+        return -1;
+    fp_ws(&s);
+    if (s.i != s.n)
+        return -1;
+    uint32_t root = 1, h;
+    uint32_t choices = fp_get(&s, root, "choices");
+    if (!fp_is(&s, choices, FP_ARR))
+        return -1;
+    uint32_t c0 = FP_T(&s, choices)->next > choices ? choices + 1 : 0; /* the first element's handle */
+    uint32_t msg = 0, content = 0, refusal = 0;
+    if (c0) {
+        if (!fp_is(&s, c0, FP_OBJ))
+            return -1;
+        msg = fp_get(&s, c0, "message");
+        if (!fp_is(&s, msg, FP_OBJ))
+            return -1;
+        content = fp_get(&s, msg, "content");
+        refusal = fp_get(&s, msg, "refusal");
+        if (!fp_is(&s, content, FP_STR) && !fp_is(&s, refusal, FP_STR) && !fp_null(&s, content))
+            return -1;
+        h = fp_get(&s, msg, "tool_calls");
+        if (fp_is(&s, h, FP_ARR) && FP_T(&s, h)->next > h)
+            return -1; /* tool calls: jansson's path */
+    }
+    co_chat_response *r = NULL;
+    if (co_chat_response_new(&r) < 0)
+        return -1;
+    r->finish_api = CO_API_OPENAI;
+    if (fp_setstr(&s, fp_get(&s, root, "id"), &r->id) || fp_setstr(&s, fp_get(&s, root, "model"), &r->model))
+        goto fail;
+    r->created = fp_int(&s, fp_get(&s, root, "created"));
+    uint32_t usage = fp_get(&s, root, "usage");
+    if (fp_is(&s, usage, FP_OBJ)) {
+        memset(&r->usage, 0, sizeof r->usage);
+        r->usage.known = 1;
+        r->usage.input_tokens = fp_int(&s, fp_get(&s, usage, "prompt_tokens"));
+        r->usage.output_tokens = fp_int(&s, fp_get(&s, usage, "completion_tokens"));
+        r->usage.cached_input_tokens = fp_int(&s, fp_get(&s, fp_get(&s, usage, "prompt_tokens_details"), "cached_tokens"));
+    }
+    if (c0) {
+        if (fp_setstr(&s, fp_is(&s, content, FP_STR) ? content : refusal, &r->text))
+            goto fail;
+        uint32_t fr = fp_get(&s, c0, "finish_reason");
+        char *frs = NULL;
+        if (fp_is(&s, fr, FP_STR) && !(frs = fp_dup(&s, fr)))
+            goto fail;
+        r->finish = co_chat_finish_of(CO_API_OPENAI, frs);
+        r->finish_api = CO_API_OPENAI;
+        free(r->finish_raw);
+        r->finish_raw = frs;
+    }
+    *out = r;
+    return 0;
+fail:
+    co_chat_response_free(r);
+    return -1;
+}
+
+/* co_chat_response_parse, by the byte-level scan when it is sure */
+static int gw_response_parse(co_chat_response **out, co_api api, const char *body, size_t len)
+{
+    *out = NULL;
+    if (api == CO_API_OPENAI && fast_openai_response(out, body, len) == 0)
+        return 0;
+    return co_chat_response_parse(out, api, body, len);
+}
+
 /* A scanner over JSON jansson already accepted. */
 static size_t js_ws(const char *p, size_t i, size_t n)
 {
@@ -2151,8 +2679,14 @@ static void chat(gw_worker *w, struct evhttp_request *ev, co_api api)
     }
     r->body[len] = '\0';
     r->body_len = len;
+    gw_peek pk;
+    char perr[512];
+    char pk_model[512], pk_user[512];
+    json_t *root = NULL;
+    if (fast_peek(r->body, len, api, &pk, pk_model, sizeof pk_model, pk_user, sizeof pk_user) == 0)
+        goto peeked;
     json_error_t jerr;
-    json_t *root = json_loadb(r->body, len, 0, &jerr);
+    root = json_loadb(r->body, len, 0, &jerr);
     if (!root || !json_is_object(root)) {
         if (!root && !len)
             reply_error(r, NULL, 400, CO_CHAT_ERR_INVALID_REQUEST, "request body is empty: expected a JSON object");
@@ -2164,13 +2698,12 @@ static void chat(gw_worker *w, struct evhttp_request *ev, co_api api)
         json_decref(root);
         goto out;
     }
-    gw_peek pk;
-    char perr[512];
     if (peek_request(root, api, &pk, perr, sizeof perr) < 0) {
         json_decref(root);
         reply_error(r, NULL, 400, CO_CHAT_ERR_INVALID_REQUEST, "%s", perr);
         goto out;
     }
+peeked:
     r->stream = pk.stream;
     r->include_usage = pk.include_usage;
     if (co_route_resolve(r->table, hdr_fn, ev, pk.model, &r->wl, NULL) < 0) {

@@ -53,6 +53,7 @@ typedef struct up_sock {
     struct co_upstream *up;
     curl_socket_t fd;
     int added;
+    short what; /* the events registered while added */
     struct up_sock *prev, *next;
 } up_sock;
 
@@ -512,14 +513,18 @@ static int sock_cb(CURL *e, curl_socket_t s, int what, void *userp, void *socket
             up->socks->prev = sk;
         up->socks = sk;
         curl_multi_assign(up->multi, s, sk);
-    } else if (sk->added) {
+    }
+    short ev = EV_PERSIST | ((what & CURL_POLL_IN) ? EV_READ : 0) | ((what & CURL_POLL_OUT) ? EV_WRITE : 0);
+    if (sk->added && sk->what == ev)
+        return 0; /* already watched for exactly these events: no epoll_ctl round trip */
+    if (sk->added) {
         event_del(&sk->ev);
         sk->added = 0;
     }
-    short ev = EV_PERSIST | ((what & CURL_POLL_IN) ? EV_READ : 0) | ((what & CURL_POLL_OUT) ? EV_WRITE : 0);
     if (event_assign(&sk->ev, up->base, s, ev, on_sock_event, sk) || event_add(&sk->ev, NULL))
         return -1;
     sk->added = 1;
+    sk->what = ev;
     return 0;
 }
 

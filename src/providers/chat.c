@@ -1499,3 +1499,12 @@ int co__chat_built(int err, const char *api, const char *what)
 {
     return err ? co_error_set(CO_ENOMEM, "could not build the %s %s (out of memory or invalid UTF-8)", api, what) : 0;
 }
+
+co_chat_finish co_chat_finish_of(co_api api, const char *reason)
+{
+    switch (api) {
+    case CO_API_ANTHROPIC: return co__anthropic_finish(reason);
+    case CO_API_GEMINI: return co__gemini_finish(reason);
+    default: return co__openai_finish(reason);
+    }
+}
