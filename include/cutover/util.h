@@ -20,6 +20,11 @@ uint64_t co_hash64(const void *data, size_t len, uint64_t seed);
 /* Sticky bucket in [0, 10000): xxHash64 of (salt, key). */
 unsigned co_bucket(const char *salt, const char *key);
 
+/* Offset of the first byte that is not valid UTF-8 (overlong forms,
+ * surrogates and code points above U+10FFFF included) or is NUL; len when
+ * the whole text is valid. */
+size_t co_utf8_bad_offset(const unsigned char *p, size_t len);
+
 /* Edit distance (Levenshtein) between two strings, capped at 255. */
 int co_edit_distance(const char *a, const char *b);
 /* The candidate closest to `word` when it is close enough to be a plausible

@@ -693,40 +693,6 @@ typedef struct yaml_doc {
 
 #define CO__CONF_MAX_EXPANDED 100000  /* nodes after alias expansion ("billion laughs") */
 
-/* The first byte that is not valid UTF-8 (or is NUL), or len when all is well.
- * libfyaml 0.7 silently cuts a document short at such bytes (and can spin on
- * some), so they are refused before it sees them. */
-static size_t utf8_bad_offset(const unsigned char *p, size_t len)
-{
-    size_t i = 0;
-    while (i < len) {
-        unsigned c = p[i];
-        size_t n;
-        unsigned min;
-        if (c == 0)
-            return i;
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        if ((c & 0xe0) == 0xc0) n = 2, min = 0x80;
-        else if ((c & 0xf0) == 0xe0) n = 3, min = 0x800;
-        else if ((c & 0xf8) == 0xf0) n = 4, min = 0x10000;
-        else return i;
-        if (i + n > len)
-            return i;
-        unsigned cp = c & (0xff >> (n + 1));
-        for (size_t k = 1; k < n; k++) {
-            if ((p[i + k] & 0xc0) != 0x80)
-                return i;
-            cp = (cp << 6) | (p[i + k] & 0x3f);
-        }
-        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-            return i;
-        i += n;
-    }
-    return len;
-}
 
 static co_mark offset_mark(const char *text, size_t off)
 {
@@ -796,7 +762,7 @@ static int collect_errors(struct fy_diag *diag, const char *name, co_diags *diag
 static int parse_doc(yaml_doc *y, const char *text, size_t len, const char *name, co_diags *diags)
 {
     memset(y, 0, sizeof *y);
-    size_t bad = utf8_bad_offset((const unsigned char *)text, len);
+    size_t bad = co_utf8_bad_offset((const unsigned char *)text, len);
     if (bad < len) {
         co_mark m = offset_mark(text, bad);
         if (text[bad] == 0)

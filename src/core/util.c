@@ -59,6 +59,40 @@ unsigned co_bucket(const char *salt, const char *key)
     return (unsigned)(h % 10000u);
 }
 
+/* libfyaml 0.7 silently cuts a document short at invalid bytes (and can
+ * spin on some), so YAML readers refuse them first with this. */
+size_t co_utf8_bad_offset(const unsigned char *p, size_t len)
+{
+    size_t i = 0;
+    while (i < len) {
+        unsigned c = p[i];
+        size_t n;
+        unsigned min;
+        if (c == 0)
+            return i;
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        if ((c & 0xe0) == 0xc0) n = 2, min = 0x80;
+        else if ((c & 0xf0) == 0xe0) n = 3, min = 0x800;
+        else if ((c & 0xf8) == 0xf0) n = 4, min = 0x10000;
+        else return i;
+        if (i + n > len)
+            return i;
+        unsigned cp = c & (0xff >> (n + 1));
+        for (size_t k = 1; k < n; k++) {
+            if ((p[i + k] & 0xc0) != 0x80)
+                return i;
+            cp = (cp << 6) | (p[i + k] & 0x3f);
+        }
+        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            return i;
+        i += n;
+    }
+    return len;
+}
+
 int co_edit_distance(const char *a, const char *b)
 {
     if (strcmp(a, b) == 0)

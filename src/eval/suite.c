@@ -387,38 +387,6 @@ static json_t *yaml_json(fctx *fc, struct fy_node *n, int depth)
 
 /* ---- text helpers -------------------------------------------------------------- */
 
-/* The first byte that is not valid UTF-8 (or is NUL), or len. */
-static size_t utf8_bad_offset(const unsigned char *p, size_t len)
-{
-    size_t i = 0;
-    while (i < len) {
-        unsigned c = p[i];
-        size_t n;
-        unsigned min;
-        if (c == 0)
-            return i;
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        if ((c & 0xe0) == 0xc0) n = 2, min = 0x80;
-        else if ((c & 0xf0) == 0xe0) n = 3, min = 0x800;
-        else if ((c & 0xf8) == 0xf0) n = 4, min = 0x10000;
-        else return i;
-        if (i + n > len)
-            return i;
-        unsigned cp = c & (0xff >> (n + 1));
-        for (size_t k = 1; k < n; k++) {
-            if ((p[i + k] & 0xc0) != 0x80)
-                return i;
-            cp = (cp << 6) | (p[i + k] & 0x3f);
-        }
-        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-            return i;
-        i += n;
-    }
-    return len;
-}
 
 /* A scalar as text (strings as is, numbers and booleans as JSON, null as "");
  * objects and arrays as compact JSON. */
@@ -1327,7 +1295,7 @@ static int load_file(co_suite *s, const char *path, const co_assert_opts *aopts,
         rc = rc == CO_ENOMEM ? rc : CO_ECONFIG;
         goto done;
     }
-    size_t bad = utf8_bad_offset((const unsigned char *)text, len);
+    size_t bad = co_utf8_bad_offset((const unsigned char *)text, len);
     if (bad < len) {
         mk m = {1, 1};
         for (size_t i = 0; i < bad; i++) {

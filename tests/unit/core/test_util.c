@@ -573,6 +573,27 @@ static void test_mkdirs_onto_a_file(void **state)
         fail_msg("co_mkdirs(\"%s\") returned 0 although it is a regular file", path);
 }
 
+static void test_utf8_bad_offset(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *s;
+        size_t len, want;
+    } cases[] = {
+        {"plain ascii", 11, 11},
+        {"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", 14, 14}, /* 2-, 3- and 4-byte forms */
+        {"ab\xff" "cd", 5, 2},
+        {"ab\x80", 3, 2},                 /* lone continuation byte */
+        {"a\xc0\xaf", 3, 1},              /* overlong '/' */
+        {"a\xed\xa0\x80", 4, 1},          /* surrogate U+D800 */
+        {"a\xf4\x90\x80\x80", 5, 1},      /* above U+10FFFF */
+        {"abc\xe2\x82", 5, 3},            /* truncated sequence */
+        {"a\0b", 3, 1},                   /* NUL */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        assert_int_equal(co_utf8_bad_offset((const unsigned char *)cases[i].s, cases[i].len), cases[i].want);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -582,6 +603,7 @@ int main(void)
         cmocka_unit_test(test_parse_size),
         cmocka_unit_test(test_format_duration),
         cmocka_unit_test(test_id_new),
+        cmocka_unit_test(test_utf8_bad_offset),
         cmocka_unit_test(test_hash64),
         cmocka_unit_test(test_bucket),
         cmocka_unit_test(test_clocks),
