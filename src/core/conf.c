@@ -14,6 +14,7 @@
 
 #include "cutover/conf.h"
 #include "cutover/util.h"
+#include "cutover/yaml.h"
 
 #define CO__CONF_MAX_FILE (16u << 20)
 #define CO__CONF_MAX_OPTS 64
@@ -41,44 +42,6 @@ void co_conf_error(co_conf_ctx *ctx, co_mark at, const char *fmt, ...)
 /* ---- small helpers -------------------------------------------------------- */
 
 static void *field_at(void *obj, size_t off) { return (char *)obj + off; }
-
-static co_mark token_mark(struct fy_token *t)
-{
-    co_mark m = {0, 0};
-    if (t) {
-        const struct fy_mark *fm = fy_token_start_mark(t);
-        if (fm) {
-            m.line = fm->line + 1;
-            m.col = fm->column + 1;
-        }
-    }
-    return m;
-}
-
-/* Collections have no start mark in libfyaml's document API; use the first
- * scalar inside them, else the fallback (usually the key that introduced it). */
-static co_mark node_mark(struct fy_node *n, co_mark fallback)
-{
-    if (!n)
-        return fallback;
-    switch (fy_node_get_type(n)) {
-    case FYNT_SCALAR: {
-        co_mark m = token_mark(fy_node_get_scalar_token(n));
-        return m.line ? m : fallback;
-    }
-    case FYNT_MAPPING: {
-        void *it = NULL;
-        struct fy_node_pair *p = fy_node_mapping_iterate(n, &it);
-        return p ? node_mark(fy_node_pair_key(p), fallback) : fallback;
-    }
-    case FYNT_SEQUENCE: {
-        void *it = NULL;
-        struct fy_node *i = fy_node_sequence_iterate(n, &it);
-        return i ? node_mark(i, fallback) : fallback;
-    }
-    }
-    return fallback;
-}
 
 static const char *node_kind(struct fy_node *n)
 {
@@ -351,7 +314,7 @@ static void bind_strlist(bind_ctx *c, const co_opt *o, co_strv *out, struct fy_n
     for (size_t i = 0; i < count; i++) {
         if (fy_node_get_type(val) == FYNT_SEQUENCE)
             item = fy_node_sequence_iterate(val, &it);
-        co_mark im = node_mark(item, at);
+        co_mark im = co_yaml_node_mark(item, at);
         if (fy_node_get_type(item) != FYNT_SCALAR) {
             co_conf_error(&c->pub, im, "'%s' items must be strings, found %s", c->path, node_kind(item));
             strv_free(&nv);
@@ -544,7 +507,7 @@ static void bind_collection(bind_ctx *c, const co_opt *o, co_vec *out, struct fy
             struct fy_node_pair *p = fy_node_mapping_iterate(val, &it);
             struct fy_node *k = fy_node_pair_key(p);
             node = fy_node_pair_value(p);
-            im = node_mark(k, at);
+            im = co_yaml_node_mark(k, at);
             if (!k || fy_node_get_type(k) != FYNT_SCALAR) {
                 co_conf_error(&c->pub, im, "'%s' entry names must be strings", c->path);
                 continue;
@@ -556,7 +519,7 @@ static void bind_collection(bind_ctx *c, const co_opt *o, co_vec *out, struct fy
             }
         } else {
             node = fy_node_sequence_iterate(val, &it);
-            im = node_mark(node, at);
+            im = co_yaml_node_mark(node, at);
             snprintf(part, sizeof part, "%zu", i);
         }
         size_t saved;
@@ -565,7 +528,7 @@ static void bind_collection(bind_ctx *c, const co_opt *o, co_vec *out, struct fy
             node = NULL;
         /* a map entry is located at its name; a list item at its first scalar */
         if (node)
-            bind_item(c, sub, item, node, is_map ? im : node_mark(node, im));
+            bind_item(c, sub, item, node, is_map ? im : co_yaml_node_mark(node, im));
         else {
             if (sub->mark_offset && !c->defaults)
                 *(co_mark *)field_at(item, sub->mark_offset - 1) = im;
@@ -586,7 +549,7 @@ static void bind_value(bind_ctx *c, const co_opt *o, void *field, struct fy_node
             co_conf_error(&c->pub, at, "'%s' needs a value", c->path);
         return; /* empty: keep the default */
     }
-    co_mark vm = node_mark(val, at);
+    co_mark vm = co_yaml_node_mark(val, at);
     switch (o->type) {
     case CO_T_STRLIST:
         bind_strlist(c, o, field, val, vm);
@@ -627,7 +590,7 @@ static void bind_mapping(bind_ctx *c, const co_schema *s, void *obj, struct fy_n
     struct fy_node_pair *p;
     while (map && (p = fy_node_mapping_iterate(map, &it))) {
         struct fy_node *k = fy_node_pair_key(p), *v = fy_node_pair_value(p);
-        co_mark km = node_mark(k, at);
+        co_mark km = co_yaml_node_mark(k, at);
         char key[160];
         if (!k || fy_node_get_type(k) != FYNT_SCALAR) {
             co_conf_error(&c->pub, km, "keys in '%s' must be plain names", c->path[0] ? c->path : "the file");
@@ -663,7 +626,7 @@ static void bind_mapping(bind_ctx *c, const co_schema *s, void *obj, struct fy_n
         push_path(c, key, &saved);
         void *field = field_at(obj, o->offset);
         if (o->mark_offset && !c->defaults)
-            *(co_mark *)field_at(obj, o->mark_offset - 1) = node_mark(v, km);
+            *(co_mark *)field_at(obj, o->mark_offset - 1) = co_yaml_node_mark(v, km);
         if (o->present_offset && !is_null(v))
             *(int *)field_at(obj, o->present_offset - 1) = 1;
         bind_value(c, o, field, v, km);
@@ -684,168 +647,21 @@ static void bind_mapping(bind_ctx *c, const co_schema *s, void *obj, struct fy_n
 
 /* ---- documents --------------------------------------------------------------- */
 
-/* A parsed document with the parser and diagnostics it lives with. */
-typedef struct yaml_doc {
-    struct fy_diag *diag;
-    struct fy_parser *parser;
-    struct fy_document *doc;    /* NULL: empty input, or errors were reported */
-} yaml_doc;
-
-#define CO__CONF_MAX_EXPANDED 100000  /* nodes after alias expansion ("billion laughs") */
-
-
-static co_mark offset_mark(const char *text, size_t off)
-{
-    co_mark m = {1, 1};
-    for (size_t i = 0; i < off; i++) {
-        if (text[i] == '\n') {
-            m.line++;
-            m.col = 1;
-        } else if (((unsigned char)text[i] & 0xc0) != 0x80) {
-            m.col++;
-        }
-    }
-    return m;
-}
-
-/* Counts nodes as if every alias were expanded; stops past the limit. */
-static size_t expanded_size(struct fy_node *n, size_t limit, int depth)
-{
-    if (!n || depth > 256)
-        return limit + 1;
-    if (fy_node_is_alias(n))
-        return expanded_size(fy_node_resolve_alias(n), limit, depth + 1);
-    size_t total = 1;
-    void *it = NULL;
-    if (fy_node_get_type(n) == FYNT_SEQUENCE) {
-        struct fy_node *i;
-        while (total <= limit && (i = fy_node_sequence_iterate(n, &it)))
-            total += expanded_size(i, limit - total, depth + 1);
-    } else if (fy_node_get_type(n) == FYNT_MAPPING) {
-        struct fy_node_pair *p;
-        while (total <= limit && (p = fy_node_mapping_iterate(n, &it))) {
-            total += expanded_size(fy_node_pair_key(p), limit - total, depth + 1);
-            if (total <= limit)
-                total += expanded_size(fy_node_pair_value(p), limit - total, depth + 1);
-        }
-    }
-    return total;
-}
-
-static void yaml_close(yaml_doc *y)
-{
-    if (y->doc)
-        fy_parse_document_destroy(y->parser, y->doc);
-    if (y->parser)
-        fy_parser_destroy(y->parser);
-    if (y->diag)
-        fy_diag_destroy(y->diag);
-    memset(y, 0, sizeof *y);
-}
-
-static int collect_errors(struct fy_diag *diag, const char *name, co_diags *diags)
-{
-    void *it = NULL;
-    struct fy_diag_error *e;
-    int n = 0;
-    while ((e = fy_diag_errors_iterate(diag, &it))) {
-        if (e->type < FYET_ERROR)
-            continue;
-        co_diags_add(diags, name, e->line, e->column, "YAML syntax error: %s", e->msg); /* already 1-based */
-        n++;
-    }
-    return n;
-}
-
-/* Parses exactly one YAML document with aliases resolved. Errors go to diags;
- * y->doc is NULL after an error and for empty input. */
-static int parse_doc(yaml_doc *y, const char *text, size_t len, const char *name, co_diags *diags)
-{
-    memset(y, 0, sizeof *y);
-    size_t bad = co_utf8_bad_offset((const unsigned char *)text, len);
-    if (bad < len) {
-        co_mark m = offset_mark(text, bad);
-        if (text[bad] == 0)
-            co_diags_add(diags, name, m.line, m.col, "the file contains a NUL byte; a config is UTF-8 text");
-        else
-            co_diags_add(diags, name, m.line, m.col,
-                         "byte 0x%02x is not valid UTF-8; save the file as UTF-8 text",
-                         (unsigned char)text[bad]);
-        return CO_ECONFIG;
-    }
-    struct fy_diag_cfg dcfg;
-    fy_diag_cfg_default(&dcfg);
-    dcfg.fp = NULL;
-    dcfg.output_fn = NULL;
-    dcfg.colorize = false;
-    y->diag = fy_diag_create(&dcfg);
-    if (!y->diag)
-        goto oom;
-    fy_diag_set_collect_errors(y->diag, true);
-    struct fy_parse_cfg pcfg = {.flags = FYPCF_QUIET | FYPCF_DEFAULT_VERSION_AUTO, .diag = y->diag};
-    y->parser = fy_parser_create(&pcfg);
-    if (!y->parser || fy_parser_set_string(y->parser, text, len) != 0)
-        goto oom;
-    y->doc = fy_parse_load_document(y->parser);
-    int n = collect_errors(y->diag, name, diags);
-    if (n == 0 && y->doc) {
-        struct fy_document *second = fy_parse_load_document(y->parser);
-        n = collect_errors(y->diag, name, diags);
-        if (second) {
-            struct fy_node *r = fy_document_root(second);
-            co_mark m = node_mark(r, (co_mark){0, 0});
-            co_diags_add(diags, name, m.line, m.col,
-                         "a second YAML document starts here; the file must hold exactly one");
-            fy_parse_document_destroy(y->parser, second);
-            n++;
-        }
-    }
-    if (n == 0 && y->doc) {
-        struct fy_node *r = fy_document_root(y->doc);
-        if (expanded_size(r, CO__CONF_MAX_EXPANDED, 0) > CO__CONF_MAX_EXPANDED) {
-            co_diags_add(diags, name, 1, 1, "aliases expand to more than %d nodes; refusing the file",
-                         CO__CONF_MAX_EXPANDED);
-            n++;
-        } else if (fy_document_resolve(y->doc) != 0) {
-            n += collect_errors(y->diag, name, diags);
-            if (n == 0) {
-                co_diags_add(diags, name, 1, 1, "YAML aliases could not be resolved");
-                n++;
-            }
-        }
-    }
-    if (n == 0 && !y->doc && fy_diag_got_error(y->diag)) {
-        co_diags_add(diags, name, 1, 1, "YAML syntax error");
-        n++;
-    }
-    if (n > 0) {
-        if (y->doc) {
-            fy_parse_document_destroy(y->parser, y->doc);
-            y->doc = NULL;
-        }
-        return CO_ECONFIG;
-    }
-    return 0;
-oom:
-    co_diags_add(diags, name, 0, 0, "out of memory parsing YAML");
-    return CO_ENOMEM;
-}
-
 int co_conf_load_string(const co_schema *root, void *obj, const char *text, size_t len,
                         const char *name, co_diags *diags)
 {
     size_t before = diags->n;
-    yaml_doc y;
-    if (parse_doc(&y, text, len, name, diags) == 0) {
+    co_yaml y;
+    if (co_yaml_parse(&y, text, len, name, 0, diags) == 0) {
         bind_ctx c = {.pub = {.file = name, .diags = diags}};
         struct fy_node *r = y.doc ? fy_document_root(y.doc) : NULL;
         co_mark top = {1, 1};
         if (r && !is_null(r) && fy_node_get_type(r) != FYNT_MAPPING)
-            co_conf_error(&c.pub, node_mark(r, top), "the file must be a mapping of keys, found %s", node_kind(r));
+            co_conf_error(&c.pub, co_yaml_node_mark(r, top), "the file must be a mapping of keys, found %s", node_kind(r));
         else
             bind_mapping(&c, root, obj, is_null(r) ? NULL : r, top);
     }
-    yaml_close(&y);
+    co_yaml_close(&y);
     return diags->n > before ? co_error_set(CO_ECONFIG, "%zu error(s) in %s", diags->n - before, name) : 0;
 }
 
@@ -883,14 +699,14 @@ static int defaults_into(const co_schema *s, void *obj, co_diags *diags)
         char name[200];
         snprintf(name, sizeof name, "<default of %s.%s: %s>", s->name ? s->name : "", o->name, o->def);
         size_t before = diags->n;
-        yaml_doc y;
-        if (parse_doc(&y, o->def, strlen(o->def), name, diags) == 0 && y.doc) {
+        co_yaml y;
+        if (co_yaml_parse(&y, o->def, strlen(o->def), name, 0, diags) == 0 && y.doc) {
             bind_ctx c = {.pub = {.file = name, .diags = diags}, .defaults = 1};
             snprintf(c.path, sizeof c.path, "%s", o->name);
             co_mark none = {0, 0};
             bind_value(&c, o, field, fy_document_root(y.doc), none);
         }
-        yaml_close(&y);
+        co_yaml_close(&y);
         if (diags->n > before)
             rc = CO_EINVAL;
     }

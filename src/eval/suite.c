@@ -15,6 +15,7 @@
 #include "cutover/buf.h"
 #include "cutover/suite.h"
 #include "cutover/util.h"
+#include "cutover/yaml.h"
 
 #define SUITE_MAX_FILE ((size_t)64 << 20)
 #define SUITE_MAX_DEPTH 64
@@ -269,11 +270,6 @@ static mk key_mark(fctx *fc, const json_t *obj, const char *key, mk fallback)
 }
 
 /* ---- YAML -> JSON with marks ------------------------------------------------ */
-
-static void silent(struct fy_diag *d, void *u, const char *buf, size_t len)
-{
-    (void)d, (void)u, (void)buf, (void)len;
-}
 
 static mk token_mark(struct fy_token *t)
 {
@@ -1080,97 +1076,19 @@ static void load_native_list(fctx *fc, const json_t *list, mk at)
         add_case(fc, c, mark_of(fc, c, at), CO_SUITE_NATIVE);
 }
 
-/* Counts nodes as if every alias were expanded; stops past the limit. */
-static size_t expanded_size(struct fy_node *n, size_t limit, int depth)
-{
-    if (!n || depth > 256)
-        return limit + 1;
-    if (fy_node_is_alias(n))
-        return expanded_size(fy_node_resolve_alias(n), limit, depth + 1);
-    size_t total = 1;
-    void *it = NULL;
-    if (fy_node_get_type(n) == FYNT_SEQUENCE) {
-        struct fy_node *i;
-        while (total <= limit && (i = fy_node_sequence_iterate(n, &it)))
-            total += expanded_size(i, limit - total, depth + 1);
-    } else if (fy_node_get_type(n) == FYNT_MAPPING) {
-        struct fy_node_pair *p;
-        while (total <= limit && (p = fy_node_mapping_iterate(n, &it))) {
-            total += expanded_size(fy_node_pair_key(p), limit - total, depth + 1);
-            if (total <= limit)
-                total += expanded_size(fy_node_pair_value(p), limit - total, depth + 1);
-        }
-    }
-    return total;
-}
-
-static int yaml_errors(fctx *fc, struct fy_diag *diag)
-{
-    void *it = NULL;
-    struct fy_diag_error *e;
-    int n = 0;
-    while ((e = fy_diag_errors_iterate(diag, &it))) {
-        if (e->type < FYET_ERROR)
-            continue;
-        ferr(fc, (mk){e->line, e->column}, "YAML syntax error: %s", e->msg); /* already 1-based */
-        n++;
-    }
-    return n;
-}
-
 static void load_yaml(fctx *fc, const char *text, size_t len)
 {
-    struct fy_document *fyd = NULL;
-    struct fy_parser *parser = NULL;
-    struct fy_diag_cfg dcfg;
-    fy_diag_cfg_default(&dcfg);
-    dcfg.fp = NULL;
-    dcfg.output_fn = silent;
-    dcfg.colorize = false;
-    struct fy_diag *diag = fy_diag_create(&dcfg);
-    if (!diag) {
+    co_yaml y;
+    size_t before = fc->d->n;
+    /* eval sets may be large: allow aliases to expand in proportion to the text */
+    int rc = co_yaml_parse(&y, text, len, fc->file, 2 * len + CO_YAML_MAX_EXPANDED, fc->d);
+    if (rc == CO_ENOMEM)
         fc->nomem = 1;
-        return;
-    }
-    fy_diag_set_collect_errors(diag, true);
-    struct fy_parse_cfg cfg = {.flags = FYPCF_QUIET | FYPCF_DEFAULT_VERSION_AUTO, .diag = diag};
-    parser = fy_parser_create(&cfg);
-    if (!parser || fy_parser_set_string(parser, text, len) != 0) {
-        fc->nomem = 1;
+    if (rc) {
+        fc->errs += (int)(fc->d->n - before);
         goto done;
     }
-    fyd = fy_parse_load_document(parser);
-    int n = yaml_errors(fc, diag);
-    if (!n && fyd) {
-        struct fy_document *second = fy_parse_load_document(parser);
-        n = yaml_errors(fc, diag);
-        if (second) {
-            ferr(fc, node_mark(fy_document_root(second)),
-                 "a second YAML document starts here; an eval set file holds exactly one");
-            fy_parse_document_destroy(parser, second);
-            n++;
-        }
-    }
-    if (!n && fyd) {
-        /* aliases are expanded, within reason ("billion laughs") */
-        size_t limit = 2 * len + 100000;
-        if (expanded_size(fy_document_root(fyd), limit, 0) > limit) {
-            ferr(fc, (mk){1, 1}, "YAML aliases expand to more than %zu nodes; refusing the file", limit);
-            n++;
-        } else if (fy_document_resolve(fyd) != 0) {
-            n += yaml_errors(fc, diag);
-            if (!n) {
-                ferr(fc, (mk){1, 1}, "YAML aliases could not be resolved");
-                n++;
-            }
-        }
-    }
-    if (!n && !fyd && fy_diag_got_error(diag)) {
-        ferr(fc, (mk){1, 1}, "YAML syntax error");
-        n++;
-    }
-    if (n)
-        goto done;
+    struct fy_document *fyd = y.doc;
     struct fy_node *rn = fyd ? fy_document_root(fyd) : NULL;
     mk rm = rn ? node_mark(rn) : (mk){1, 1};
     json_t *root = keep(fc, yaml_json(fc, rn, 0));
@@ -1197,11 +1115,7 @@ static void load_yaml(fctx *fc, const char *text, size_t len)
              "an eval set is a list of cases, a mapping with cases:, or a promptfoo config (prompts, tests)");
     }
 done:
-    if (fyd)
-        fy_parse_document_destroy(parser, fyd);
-    if (parser)
-        fy_parser_destroy(parser);
-    fy_diag_destroy(diag);
+    co_yaml_close(&y);
 }
 
 static void load_jsonl(fctx *fc, const char *text)

@@ -13,6 +13,7 @@
 #include <xxhash.h>
 
 #include "cutover/util.h"
+#include "cutover/yaml.h"
 #include "sim/sim_int.h"
 
 #define CASESET_MAX_BYTES ((size_t)64 << 20)
@@ -178,35 +179,6 @@ static void model_check(void *item, co_conf_ctx *ctx, co_mark at)
 
 /* ---- eval sets for canned answers ---------------------------------------- */
 
-static void silent(struct fy_diag *d, void *u, const char *buf, size_t len)
-{
-    (void)d, (void)u, (void)buf, (void)len;
-}
-
-/* The node's position: scalars have a token; collections take their first key or item. */
-static co_mark node_mark(struct fy_node *n)
-{
-    co_mark mk = {0, 0};
-    for (int depth = 0; n && depth < 16; depth++) {
-        if (fy_node_is_scalar(n)) {
-            struct fy_token *t = fy_node_get_scalar_token(n);
-            const struct fy_mark *fm = t ? fy_token_start_mark(t) : NULL;
-            if (fm) {
-                mk.line = fm->line + 1;
-                mk.col = fm->column + 1;
-            }
-            return mk;
-        }
-        void *it = NULL;
-        if (fy_node_is_mapping(n)) {
-            struct fy_node_pair *p = fy_node_mapping_iterate(n, &it);
-            n = p ? fy_node_pair_key(p) : NULL;
-        } else {
-            n = fy_node_sequence_iterate(n, &it);
-        }
-    }
-    return mk;
-}
 
 static json_t *plain_scalar(const char *s, size_t n)
 {
@@ -508,26 +480,12 @@ static int load_jsonl(co__sim_caseset *cs, const char *path, const char *text, c
 static int load_yaml(co__sim_caseset *cs, const char *path, const char *text, size_t len, co_diags *d)
 {
     int rc = 0, errs = 0;
-    struct fy_diag_cfg dcfg;
-    fy_diag_cfg_default(&dcfg);
-    dcfg.fp = NULL;
-    dcfg.output_fn = silent;
-    dcfg.colorize = false;
-    struct fy_diag *diag = fy_diag_create(&dcfg);
-    if (!diag)
-        return co_error_set(CO_ENOMEM, "out of memory");
-    fy_diag_set_collect_errors(diag, true);
-    struct fy_parse_cfg cfg = {.flags = FYPCF_QUIET, .diag = diag};
-    struct fy_document *fyd = fy_document_build_from_string(&cfg, text, len);
+    co_yaml y;
+    if ((rc = co_yaml_parse(&y, text, len, path, 2 * len + CO_YAML_MAX_EXPANDED, d)))
+        goto done;
+    struct fy_document *fyd = y.doc;
     if (!fyd) {
-        void *it = NULL;
-        struct fy_diag_error *e;
-        while ((e = fy_diag_errors_iterate(diag, &it))) {
-            co_diags_add(d, path, e->line, e->column, "%s", e->msg); /* libfyaml: already 1-based */
-            errs++;
-        }
-        if (!errs)
-            co_diags_add(d, path, 0, 0, "not valid YAML");
+        co_diags_add(d, path, 1, 1, "the eval set is empty");
         rc = CO_ECONFIG;
         goto done;
     }
@@ -539,7 +497,7 @@ static int load_yaml(co__sim_caseset *cs, const char *path, const char *text, si
         root = c;
     }
     if (!root || !fy_node_is_sequence(root)) {
-        co_mark at = node_mark(fy_document_root(fyd));
+        co_mark at = co_yaml_node_mark(fy_document_root(fyd), (co_mark){0, 0});
         co_diags_add(d, path, at.line, at.col, "an eval set is a list of cases (or a mapping with cases:)");
         rc = CO_ECONFIG;
         goto done;
@@ -551,7 +509,7 @@ static int load_yaml(co__sim_caseset *cs, const char *path, const char *text, si
         if ((rc = caseset_push(cs, &cap)))
             goto done;
         json_t *j = fy_to_json(item, 0);
-        if (case_from_json(&cs->v[cs->n], j, cs->n, path, node_mark(item), d) == 0)
+        if (case_from_json(&cs->v[cs->n], j, cs->n, path, co_yaml_node_mark(item, (co_mark){0, 0}), d) == 0)
             cs->n++;
         else {
             case_free(&cs->v[cs->n]);
@@ -562,8 +520,7 @@ static int load_yaml(co__sim_caseset *cs, const char *path, const char *text, si
     if (errs)
         rc = CO_ECONFIG;
 done:
-    fy_document_destroy(fyd);
-    fy_diag_destroy(diag);
+    co_yaml_close(&y);
     return rc;
 }
 
