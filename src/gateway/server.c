@@ -53,6 +53,7 @@
 #include <event2/util.h>
 
 #include "cutover/chat.h"
+#include "cutover/endpoint.h"
 #include "cutover/control.h"
 #include "cutover/error.h"
 #include "cutover/gateway.h"
@@ -87,14 +88,7 @@ enum { LOG_ERROR = 0, LOG_WARN = 1, LOG_INFO = 2, LOG_DEBUG = 3 };
 
 /* ---- generation: one config with everything derived from it --------------- */
 
-typedef struct gw_provider {
-    const co_provider_conf *conf;
-    co_api api;
-    char *key;
-    char *url;          /* OpenAI / Anthropic: the chat endpoint; Gemini: the prefix of models/... */
-    char *hdr_auth, *hdr_version;
-    const char *hdrs[4];
-} gw_provider;
+typedef co_endpoint gw_provider;
 
 typedef struct gw_model {
     const co_model_conf *conf;
@@ -315,15 +309,6 @@ static void recorder_log(void *ud, int level, const char *msg)
 /* ---- small helpers ------------------------------------------------------- */
 
 static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
-
-static co_api api_of_kind(int kind)
-{
-    switch (kind) {
-    case CO_PROVIDER_ANTHROPIC: return CO_API_ANTHROPIC;
-    case CO_PROVIDER_GEMINI: return CO_API_GEMINI;
-    default: return CO_API_OPENAI;
-    }
-}
 
 static void zfree(char *s)
 {
@@ -669,12 +654,8 @@ static void gen_unref(gw_gen *g)
 {
     if (!g || atomic_fetch_sub_explicit(&g->refs, 1, memory_order_acq_rel) != 1)
         return;
-    for (size_t i = 0; i < g->nprov; i++) {
-        zfree(g->prov[i].key);
-        zfree(g->prov[i].hdr_auth);
-        free(g->prov[i].hdr_version);
-        free(g->prov[i].url);
-    }
+    for (size_t i = 0; i < g->nprov; i++)
+        co_endpoint_clear(&g->prov[i]);
     free(g->prov);
     free(g->models);
     free(g->wl);
@@ -691,34 +672,6 @@ static const void *table_tag(const co_route_table *t)
 {
     const co_route_workload *w = co_route_table_workload(t, 0);
     return w ? (const void *)w->name : NULL;
-}
-
-/* The URL prefix a provider's calls start with. */
-static char *provider_url(const co_provider_conf *p, co_api api)
-{
-    const char *base = p->base_url ? p->base_url : "";
-    size_t n = strlen(base);
-    while (n && base[n - 1] == '/')
-        n--;
-    const char *scheme = strstr(base, "://");
-    const char *path = scheme ? memchr(scheme + 3, '/', n - (size_t)(scheme + 3 - base)) : NULL;
-    int has_path = path != NULL;
-    int ends_v1 = n >= 3 && !memcmp(base + n - 3, "/v1", 3);
-    int ends_v1beta = n >= 7 && !memcmp(base + n - 7, "/v1beta", 7);
-    char *url = NULL;
-    int rc = -1;
-    switch (api) {
-    case CO_API_OPENAI:
-        rc = asprintf(&url, "%.*s%s/chat/completions", (int)n, base, has_path ? "" : "/v1");
-        break;
-    case CO_API_ANTHROPIC:
-        rc = asprintf(&url, "%.*s%s/messages", (int)n, base, ends_v1 ? "" : "/v1");
-        break;
-    case CO_API_GEMINI:
-        rc = asprintf(&url, "%.*s%s/", (int)n, base, ends_v1 || ends_v1beta ? "" : "/v1beta");
-        break;
-    }
-    return rc < 0 ? NULL : url;
 }
 
 static char *read_admin_token(const co_config *cfg)
@@ -770,41 +723,8 @@ static int gen_new(co_gateway *gw, co_config *cfg, const gw_gen *old, gw_gen **o
         goto fail;
     }
     for (size_t i = 0; i < g->nprov; i++) {
-        gw_provider *p = &g->prov[i];
-        p->conf = (const co_provider_conf *)cfg->providers.v + i;
-        p->api = api_of_kind(p->conf->kind);
-        if (p->conf->api_key_env || p->conf->api_key_file) {
-            if ((rc = co_provider_api_key(p->conf, &p->key)) < 0)
-                goto fail;
-        }
-        if (!(p->url = provider_url(p->conf, p->api))) {
-            rc = co_error_set(CO_ENOMEM, "out of memory");
+        if ((rc = co_endpoint_init(&g->prov[i], (const co_provider_conf *)cfg->providers.v + i)) < 0)
             goto fail;
-        }
-        size_t k = 0;
-        p->hdrs[k++] = "Content-Type: application/json";
-        if (p->key) {
-            int n = p->api == CO_API_OPENAI      ? asprintf(&p->hdr_auth, "Authorization: Bearer %s", p->key)
-                    : p->api == CO_API_ANTHROPIC ? asprintf(&p->hdr_auth, "x-api-key: %s", p->key)
-                                                 : asprintf(&p->hdr_auth, "x-goog-api-key: %s", p->key);
-            if (n < 0) {
-                p->hdr_auth = NULL;
-                rc = co_error_set(CO_ENOMEM, "out of memory");
-                goto fail;
-            }
-            p->hdrs[k++] = p->hdr_auth;
-        }
-        if (p->api == CO_API_ANTHROPIC) {
-            const char *v = p->conf->anthropic_version && p->conf->anthropic_version[0] ? p->conf->anthropic_version
-                                                                                          : "2023-06-01";
-            if (asprintf(&p->hdr_version, "anthropic-version: %s", v) < 0) {
-                p->hdr_version = NULL;
-                rc = co_error_set(CO_ENOMEM, "out of memory");
-                goto fail;
-            }
-            p->hdrs[k++] = p->hdr_version;
-        }
-        p->hdrs[k] = NULL;
     }
     for (size_t i = 0; i < g->nmodels; i++) {
         gw_model *m = &g->models[i];
@@ -1530,13 +1450,7 @@ static int call_start(gw_req *r, int role, int arm, gw_call **out)
     }
     const char *url = m->p->url;
     if (m->p->api == CO_API_GEMINI) {
-        co_buf path;
-        co_buf_init(&path, 4096);
-        rc = co_chat_gemini_path(&path, m->conf->upstream, c->stream);
-        if (rc == 0 && asprintf(&c->url, "%s%s", m->p->url, path.p) < 0)
-            rc = co_error_set(CO_ENOMEM, "out of memory");
-        co_buf_free(&path);
-        if (rc < 0)
+        if ((rc = co_endpoint_call_url(&c->url, m->p, m->conf->upstream, c->stream)) < 0)
             return rc;
         url = c->url;
     }
