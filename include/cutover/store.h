@@ -181,6 +181,18 @@ typedef struct co_evidence {
     char *data_json;
 } co_evidence;
 
+/* ---- fleet ---------------------------------------------------------------- */
+
+/* A gateway process's heartbeat: which mode version it serves now. */
+typedef struct co_gateway_beat {
+    char *id;                /* unique per process, e.g. "host:pid:started_ms" */
+    char *host;
+    int64_t pid;
+    int64_t started_ms;      /* <= 0: now (first beat) */
+    int64_t seen_ms;         /* <= 0: now */
+    int64_t applied_version; /* highest workload-state version it has applied */
+} co_gateway_beat;
+
 /* ---- opening ------------------------------------------------------------ */
 
 /* Opens a store from a URL: "sqlite:PATH" (or a bare path), "sqlite::memory:",
@@ -266,5 +278,18 @@ int co_store_feedback_summary(co_store *st, const co_window_query *q,
 int co_store_evidence_add(co_store *st, co_evidence *e);              /* sets e->id */
 int co_store_evidence(co_store *st, const char *item, co_evidence **out, size_t *n);
 void co_evidence_free(co_evidence *v, size_t n);
+
+/* ---- fleet ---------------------------------------------------------------- */
+/* Upserts a gateway's heartbeat (input borrowed). */
+int co_store_gateway_beat(co_store *st, const co_gateway_beat *b);
+/* Gateways whose last beat is at or after seen_since_ms; free with co_gateway_beats_free. */
+int co_store_gateways(co_store *st, int64_t seen_since_ms, co_gateway_beat **out, size_t *n);
+void co_gateway_beats_free(co_gateway_beat *v, size_t n);
+/* Named lease with one holder at a time (the rollout controller). Sets
+ * *out_held to 1 when `holder` has it now (taken or renewed for ttl_ms),
+ * else 0. Call again before ttl_ms passes to keep it. */
+int co_store_lease_take(co_store *st, const char *name, const char *holder, int64_t ttl_ms, int *out_held);
+/* Releases the lease if `holder` has it (not an error otherwise). */
+int co_store_lease_drop(co_store *st, const char *name, const char *holder);
 
 #endif

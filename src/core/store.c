@@ -509,3 +509,51 @@ void co_evidence_free(co_evidence *v, size_t n)
     }
     free(v);
 }
+
+int co_store_gateway_beat(co_store *st, const co_gateway_beat *b)
+{
+    NEED_ST(st, "co_store_gateway_beat");
+    NEED(b != NULL, "co_store_gateway_beat: beat is NULL");
+    NEED(b->id != NULL && b->id[0], "gateway heartbeat has no id");
+    NEED(b->applied_version >= 0, "gateway heartbeat: negative version");
+    return st->ops->gateway_beat(st, b);
+}
+
+int co_store_gateways(co_store *st, int64_t seen_since_ms, co_gateway_beat **out, size_t *n)
+{
+    NEED(out != NULL && n != NULL, "co_store_gateways: out or n is NULL");
+    *out = NULL;
+    *n = 0;
+    NEED_ST(st, "co_store_gateways");
+    return st->ops->gateways(st, seen_since_ms, out, n);
+}
+
+void co_gateway_beats_free(co_gateway_beat *v, size_t n)
+{
+    if (!v)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        free(v[i].id);
+        free(v[i].host);
+    }
+    free(v);
+}
+
+int co_store_lease_take(co_store *st, const char *name, const char *holder, int64_t ttl_ms, int *out_held)
+{
+    NEED(out_held != NULL, "co_store_lease_take: out_held is NULL");
+    *out_held = 0;
+    NEED_ST(st, "co_store_lease_take");
+    NEED(name != NULL && name[0], "lease has no name");
+    NEED(holder != NULL && holder[0], "lease has no holder");
+    NEED(ttl_ms > 0, "lease ttl must be positive");
+    return st->ops->lease_take(st, name, holder, ttl_ms, out_held);
+}
+
+int co_store_lease_drop(co_store *st, const char *name, const char *holder)
+{
+    NEED_ST(st, "co_store_lease_drop");
+    NEED(name != NULL && name[0], "lease has no name");
+    NEED(holder != NULL && holder[0], "lease has no holder");
+    return st->ops->lease_drop(st, name, holder);
+}

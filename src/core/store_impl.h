@@ -10,7 +10,7 @@
 
 /* The schema version this build writes. Every back end keeps the same
  * numbering so `cutover status` means the same thing on SQLite and Postgres. */
-#define CO__STORE_SCHEMA_LATEST 2
+#define CO__STORE_SCHEMA_LATEST 3
 
 /* Arguments reach the ops already validated by store.c (non-NULL handle,
  * outputs and required strings; outputs zeroed). Ops return 0 or a negative
@@ -38,7 +38,13 @@
  *   list calls means all.
  * - eval_results_each: callback strings are valid during the call only; a
  *   callback return > 0 stops with 0, < 0 stops and is returned. Unknown
- *   run -> CO_ENOENT (also for run_get / run_finish). */
+ *   run -> CO_ENOENT (also for run_get / run_finish).
+ * - gateway_beat upserts by id (started_ms kept from the first beat);
+ *   gateways lists those seen at or after seen_since_ms, by id.
+ * - lease_take: held when the lease is free, expired or already this
+ *   holder's (renewed to now + ttl); *out_held = 0 otherwise. A back end may
+ *   use a session lock instead (PostgreSQL advisory locks: released when the
+ *   holder's connection dies); lease_drop releases only the holder's own. */
 struct co_store_ops {
     const char *name; /* "sqlite" | "postgres" */
     void (*close)(co_store *st);
@@ -84,6 +90,12 @@ struct co_store_ops {
                             int64_t *out_negative);
     int (*evidence_add)(co_store *st, co_evidence *e);
     int (*evidence)(co_store *st, const char *item, co_evidence **out, size_t *n);
+
+    int (*gateway_beat)(co_store *st, const co_gateway_beat *b);
+    int (*gateways)(co_store *st, int64_t seen_since_ms, co_gateway_beat **out, size_t *n);
+    int (*lease_take)(co_store *st, const char *name, const char *holder, int64_t ttl_ms,
+                      int *out_held);
+    int (*lease_drop)(co_store *st, const char *name, const char *holder);
 };
 
 struct co_store {

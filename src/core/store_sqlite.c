@@ -191,6 +191,24 @@ static const char SQL_V2[] =
     /* Windows across all workloads (inventory, cost). */
     "CREATE INDEX exchanges_ts ON exchanges(ts_ms);";
 
+/* v3: the fleet — which gateways are alive and which mode version each
+ * serves (rollback drills wait on it), and named leases (one rollout
+ * controller at a time). */
+static const char SQL_V3[] =
+    "CREATE TABLE gateways ("
+    "  id TEXT PRIMARY KEY,"
+    "  host TEXT,"
+    "  pid INTEGER,"
+    "  started_ms INTEGER NOT NULL,"
+    "  seen_ms INTEGER NOT NULL,"
+    "  applied_version INTEGER NOT NULL DEFAULT 0"
+    ");"
+    "CREATE TABLE leases ("
+    "  name TEXT PRIMARY KEY,"
+    "  holder TEXT NOT NULL,"
+    "  expires_ms INTEGER NOT NULL"
+    ");";
+
 struct sq_migration {
     int version;
     const char *what;
@@ -201,6 +219,7 @@ struct sq_migration {
 static const struct sq_migration sq_migrations[] = {
     {1, "exchanges, workload and rollout state, incidents, feedback, reviews", SQL_V1},
     {2, "eval runs and results, baselines, response cache, plan evidence", SQL_V2},
+    {3, "gateway heartbeats, leases", SQL_V3},
 };
 _Static_assert(sizeof sq_migrations / sizeof sq_migrations[0] == CO__STORE_SCHEMA_LATEST,
                "one migration step per schema version");
@@ -228,6 +247,7 @@ enum sq_stmt_id {
     S_REV_UPSERT, S_REV_LIST_P, S_REV_LIST_ALL,
     S_FB_UPSERT,
     S_EVID_INSERT, S_EVID_LIST_I, S_EVID_LIST_ALL,
+    S_GW_BEAT, S_GW_LIST, S_LEASE_TAKE, S_LEASE_DROP,
     S__COUNT
 };
 
@@ -344,6 +364,20 @@ static const char *const sq_sql[S__COUNT] = {
                       " WHERE item = ?1 ORDER BY ts_ms, id",
     [S_EVID_LIST_ALL] = "SELECT id, item, workload, ts_ms, data_json FROM plan_evidence"
                         " ORDER BY ts_ms, id",
+
+    [S_GW_BEAT] = "INSERT INTO gateways (id, host, pid, started_ms, seen_ms, applied_version)"
+                  " VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (id) DO UPDATE SET"
+                  " seen_ms = excluded.seen_ms, applied_version = excluded.applied_version",
+    [S_GW_LIST] = "SELECT id, host, pid, started_ms, seen_ms, applied_version FROM gateways"
+                  " WHERE seen_ms >= ?1 ORDER BY id",
+    /* Taken when free, expired, or already ours (renewal); RETURNING yields a
+     * row only when the upsert happened. */
+    [S_LEASE_TAKE] = "INSERT INTO leases (name, holder, expires_ms) VALUES (?1, ?2, ?3)"
+                     " ON CONFLICT (name) DO UPDATE SET holder = excluded.holder,"
+                     " expires_ms = excluded.expires_ms"
+                     " WHERE leases.holder = excluded.holder OR leases.expires_ms < ?4"
+                     " RETURNING holder",
+    [S_LEASE_DROP] = "DELETE FROM leases WHERE name = ?1 AND holder = ?2",
 };
 
 /* Window queries have optional filters. Rather than one statement with
@@ -1885,6 +1919,103 @@ done:
     return rc;
 }
 
+static int sq_gateway_beat(co_store *st, const co_gateway_beat *b)
+{
+    sq_store *s = (sq_store *)st;
+    sqlite3_stmt *up = NULL;
+    int rc = sq_stmt(s, S_GW_BEAT, &up);
+    if (rc)
+        return rc;
+    int64_t now = co_now_ms();
+    bind_text(up, 1, b->id);
+    bind_text(up, 2, b->host);
+    sqlite3_bind_int64(up, 3, b->pid);
+    sqlite3_bind_int64(up, 4, b->started_ms > 0 ? b->started_ms : now);
+    sqlite3_bind_int64(up, 5, b->seen_ms > 0 ? b->seen_ms : now);
+    sqlite3_bind_int64(up, 6, b->applied_version);
+    rc = sq_step_done(s, up, "saving a gateway heartbeat");
+    sq_release(up);
+    return rc;
+}
+
+static int sq_gateways(co_store *st, int64_t seen_since_ms, co_gateway_beat **out, size_t *n)
+{
+    sq_store *s = (sq_store *)st;
+    sqlite3_stmt *sel = NULL;
+    co_gateway_beat *v = NULL;
+    size_t len = 0, cap = 0;
+    int rc = sq_stmt(s, S_GW_LIST, &sel), src;
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(sel, 1, seen_since_ms);
+    while ((src = sqlite3_step(sel)) == SQLITE_ROW) {
+        co_gateway_beat *nv = vec_room(v, &cap, len, sizeof *v);
+        if (!nv) {
+            rc = sq_oom();
+            goto done;
+        }
+        v = nv;
+        co_gateway_beat *b = &v[len++];
+        memset(b, 0, sizeof *b);
+        b->id = col_dup(sel, 0, &rc);
+        b->host = col_dup(sel, 1, &rc);
+        b->pid = sqlite3_column_int64(sel, 2);
+        b->started_ms = sqlite3_column_int64(sel, 3);
+        b->seen_ms = sqlite3_column_int64(sel, 4);
+        b->applied_version = sqlite3_column_int64(sel, 5);
+        if (rc)
+            goto done;
+    }
+    if (src != SQLITE_DONE) {
+        rc = sq_fail(s, src, "listing gateways");
+        goto done;
+    }
+    *out = v;
+    *n = len;
+    v = NULL;
+done:
+    sq_release(sel);
+    co_gateway_beats_free(v, len);
+    return rc;
+}
+
+static int sq_lease_take(co_store *st, const char *name, const char *holder, int64_t ttl_ms, int *out_held)
+{
+    sq_store *s = (sq_store *)st;
+    sqlite3_stmt *up = NULL;
+    int rc = sq_stmt(s, S_LEASE_TAKE, &up);
+    if (rc)
+        return rc;
+    int64_t now = co_now_ms();
+    bind_text(up, 1, name);
+    bind_text(up, 2, holder);
+    sqlite3_bind_int64(up, 3, now + ttl_ms);
+    sqlite3_bind_int64(up, 4, now);
+    int src = sqlite3_step(up);
+    if (src == SQLITE_ROW)
+        *out_held = 1;
+    else if (src == SQLITE_DONE)
+        *out_held = 0;
+    else
+        rc = sq_fail(s, src, "taking a lease");
+    sq_release(up);
+    return rc;
+}
+
+static int sq_lease_drop(co_store *st, const char *name, const char *holder)
+{
+    sq_store *s = (sq_store *)st;
+    sqlite3_stmt *del = NULL;
+    int rc = sq_stmt(s, S_LEASE_DROP, &del);
+    if (rc)
+        return rc;
+    bind_text(del, 1, name);
+    bind_text(del, 2, holder);
+    rc = sq_step_done(s, del, "releasing a lease");
+    sq_release(del);
+    return rc;
+}
+
 static const struct co_store_ops sq_ops = {
     .name = "sqlite",
     .close = sq_close,
@@ -1919,4 +2050,8 @@ static const struct co_store_ops sq_ops = {
     .feedback_summary = sq_feedback_summary,
     .evidence_add = sq_evidence_add,
     .evidence = sq_evidence,
+    .gateway_beat = sq_gateway_beat,
+    .gateways = sq_gateways,
+    .lease_take = sq_lease_take,
+    .lease_drop = sq_lease_drop,
 };

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -161,7 +162,7 @@ static void test_open_urls(void **state)
     assert_string_equal(co_store_backend(f->st), "sqlite");
     assert_int_equal(co_store_schema_version(f->st, &v), 0);
     assert_int_equal(v, co_store_schema_latest());
-    assert_int_equal(co_store_schema_latest(), 2);
+    assert_int_equal(co_store_schema_latest(), 3);
 
     /* WAL: the -wal file exists while a handle is open, and the mode sticks. */
     char wal[256];
@@ -193,7 +194,7 @@ static void test_open_urls(void **state)
     assert_non_null(st);
     assert_string_equal(co_store_backend(st), "sqlite");
     assert_int_equal(co_store_schema_version(st, &v), 0);
-    assert_int_equal(v, 2);
+    assert_int_equal(v, co_store_schema_latest());
     assert_int_equal(co_store_workload_state_set(st, "w", "shadow", 0, "t", NULL), 0);
     co_store_close(st);
 }
@@ -1045,7 +1046,7 @@ static void test_migration_from_v1(void **state)
     co_store *st = NULL;
     assert_int_equal(co_store_open(&st, p), 0);
     assert_int_equal(co_store_schema_version(st, &v), 0);
-    assert_int_equal(v, 2);
+    assert_int_equal(v, 3);
     assert_int_equal(count_all(st), 5);
     co_pair pr;
     assert_int_equal(co_store_pair(st, "p1", &pr), 0);
@@ -1070,7 +1071,7 @@ static void test_migration_from_v1(void **state)
     assert_int_equal(count_all(st), 5);
     co_store_close(st);
 
-    assert_int_equal(co__store_sqlite_open_at(&st, p, 3), CO_EINVAL);
+    assert_int_equal(co__store_sqlite_open_at(&st, p, 4), CO_EINVAL);
     assert_null(st);
 }
 
@@ -1089,8 +1090,57 @@ static void test_newer_schema_refused(void **state)
     assert_int_equal(co_store_open(&st, f->url), CO_ESCHEMA);
     assert_null(st);
     assert_non_null(strstr(co_error_last(), "99"));
-    assert_non_null(strstr(co_error_last(), "up to 2"));
+    assert_non_null(strstr(co_error_last(), "up to 3"));
     assert_int_equal(co__store_sqlite_open_at(&st, f->path, 1), CO_ESCHEMA);
+}
+
+static void test_gateways_and_leases(void **state)
+{
+    fixture *f = *state;
+    co_gateway_beat a = {.id = "h:1:100", .host = "h", .pid = 1, .started_ms = 100, .seen_ms = 1000,
+                         .applied_version = 3};
+    co_gateway_beat b = {.id = "h:2:200", .host = "h", .pid = 2, .started_ms = 200, .seen_ms = 5000,
+                         .applied_version = 4};
+    assert_int_equal(co_store_gateway_beat(f->st, &a), 0);
+    assert_int_equal(co_store_gateway_beat(f->st, &b), 0);
+    /* a second beat moves seen and version, keeps started */
+    a.started_ms = 999;
+    a.seen_ms = 6000;
+    a.applied_version = 5;
+    assert_int_equal(co_store_gateway_beat(f->st, &a), 0);
+    co_gateway_beat *v = NULL;
+    size_t n = 0;
+    assert_int_equal(co_store_gateways(f->st, 5500, &v, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(v[0].id, "h:1:100");
+    assert_int_equal(v[0].started_ms, 100);
+    assert_int_equal(v[0].applied_version, 5);
+    co_gateway_beats_free(v, n);
+    assert_int_equal(co_store_gateways(f->st, 0, &v, &n), 0);
+    assert_int_equal(n, 2);
+    co_gateway_beats_free(v, n);
+    co_gateway_beat bad = {.id = ""};
+    assert_int_equal(co_store_gateway_beat(f->st, &bad), CO_EINVAL);
+
+    /* one holder at a time; renewal by the holder; free after drop or expiry */
+    int held = -1;
+    assert_int_equal(co_store_lease_take(f->st, "controller", "A", 60000, &held), 0);
+    assert_int_equal(held, 1);
+    assert_int_equal(co_store_lease_take(f->st, "controller", "B", 60000, &held), 0);
+    assert_int_equal(held, 0);
+    assert_int_equal(co_store_lease_take(f->st, "controller", "A", 60000, &held), 0);
+    assert_int_equal(held, 1);
+    assert_int_equal(co_store_lease_drop(f->st, "controller", "B"), 0); /* not B's: no effect */
+    assert_int_equal(co_store_lease_take(f->st, "controller", "B", 60000, &held), 0);
+    assert_int_equal(held, 0);
+    assert_int_equal(co_store_lease_drop(f->st, "controller", "A"), 0);
+    assert_int_equal(co_store_lease_take(f->st, "controller", "B", 1, &held), 0);
+    assert_int_equal(held, 1);
+    struct timespec ts = {0, 5 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    assert_int_equal(co_store_lease_take(f->st, "controller", "A", 60000, &held), 0);
+    assert_int_equal(held, 1); /* B's expired */
+    assert_int_equal(co_store_lease_take(f->st, "controller", "", 1, &held), CO_EINVAL);
 }
 
 static void test_two_handles(void **state)
@@ -1167,6 +1217,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_evidence, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migration_from_v1, setup, teardown),
         cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_gateways_and_leases, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_handles, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_batches_reuse_statements, setup, teardown),
     };
