@@ -27,6 +27,8 @@
 /* Bounded scan for failing candidate exchanges (newest first). */
 #define SCAN_PAGE 200
 #define SCAN_MAX 5000
+/* Fallback rows searched for the incumbent's rescue of a failed sample. */
+#define FALLBACK_SCAN 1000
 #define REPORT_MAX (4u << 20)
 #define ISO_LEN 40
 
@@ -464,8 +466,8 @@ static int render_affected(co_buf *b, co_store *st, const char *workload, int64_
 static int render_exchange(co_buf *b, const char *label, const co_exchange *x)
 {
     char t[ISO_LEN];
-    int rc = co_buf_printf(b, "- %s: %s `%s` (%s), %s, HTTP %d%s%s, %.0f ms\n\n", label, x->arm,
-                           x->model ? x->model : "?", x->role, iso_utc(x->ts_ms, t, sizeof t), x->status,
+    int rc = co_buf_printf(b, "- **%s** `%s` (%s), %s, HTTP %d%s%s, %.0f ms\n\n", label, x->model ? x->model : "?",
+                           x->role, iso_utc(x->ts_ms, t, sizeof t), x->status,
                            x->error_class ? ", error: " : "", x->error_class ? x->error_class : "", x->latency_ms);
     if (!rc)
         rc = md_fenced(b, x->output_text ? x->output_text : "(no output recorded)", SAMPLE_TEXT_MAX);
@@ -511,6 +513,12 @@ static int render_samples(co_buf *b, co_store *st, const char *workload, int64_t
                            scanned >= SCAN_MAX ? " among the newest scanned" : "");
     if (!rc && npick == 0)
         rc = co_buf_puts(b, "No candidate exchanges were recorded in the window.\n\n");
+    co_exchange_list fb = {0};
+    if (!rc && failing) {
+        co_window_query q = {.workload = workload, .arm = "incumbent", .role = "fallback", .since_ms = since,
+                             .until_ms = until, .limit = FALLBACK_SCAN, .with_text = 1};
+        rc = co_store_exchanges(st, &q, &fb);
+    }
     for (size_t i = 0; !rc && i < npick; i++) {
         const co_exchange *x = &pick[i]->x;
         rc = co_buf_printf(b, "### %s `%s`\n\nrequest `%s`\n\n", x->pair_id[0] ? "pair" : "exchange",
@@ -536,7 +544,14 @@ static int render_samples(co_buf *b, co_store *st, const char *workload, int64_t
             co_error_clear();
         }
         co_pair_clear(&p);
+        /* a canary's failed candidate call the incumbent answered instead */
+        for (size_t k = 0; !rc && k < fb.n; k++)
+            if (!strcmp(fb.v[k].x.pair_id, x->pair_id)) {
+                rc = render_exchange(b, "incumbent", &fb.v[k].x);
+                break;
+            }
     }
+    co_exchange_list_free(&fb);
 done:
     for (size_t i = 0; i < npages; i++)
         co_exchange_list_free(&pages[i]);
@@ -548,8 +563,7 @@ static int render_checklist(co_buf *b, const char *workload)
     return co_buf_printf(
         b,
         "## After the rollback\n\n"
-        "- [ ] Confirm every gateway serves the incumbent (`cutover status`; `cutover rollback --drill %s` "
-        "measures it)\n"
+        "- [ ] Confirm every gateway serves the incumbent and `%s` gets no candidate traffic (`cutover status`)\n"
         "- [ ] Confirm the incumbent is healthy: error rate, p95 latency and cost back at their baseline\n"
         "- [ ] Notify the workload's owners and the teams downstream of it, with this report\n"
         "- [ ] Find and write down the root cause **before any re-attempt**\n"
