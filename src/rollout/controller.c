@@ -33,7 +33,8 @@
 #include "cutover/rollout.h"
 #include "cutover/util.h"
 
-enum { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
+/* indexes into co_log_levels */
+enum { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
 
 /* ---- stored state helpers -------------------------------------------------------- */
 
@@ -603,7 +604,7 @@ struct co_controller {
 static void clog_(co_controller *c, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void clog_(co_controller *c, int level, const char *fmt, ...)
 {
-    if (!c->log)
+    if (!c->log || level > c->cfg->log_level)
         return;
     char msg[1024];
     va_list ap;
@@ -798,6 +799,7 @@ static int put(co_controller *c, co_rollout_state *r, watch *wt)
     return rc;
 }
 
+/* "error_rate (+44 candidate), latency_p95 (+499 candidate, +499 incumbent)" */
 static void inconclusive_summary(const co_rollout_analysis *a, char *out, size_t n)
 {
     size_t used = 0;
@@ -806,8 +808,17 @@ static void inconclusive_summary(const co_rollout_analysis *a, char *out, size_t
         const co_trigger_eval *t = &a->t[i];
         if (!t->applies || t->verdict == CO_TRIGGER_OK)
             continue;
-        used += (size_t)snprintf(out + used, n - used, "%s%s: %s", used ? "; " : "", co_rollout_trigger_names[i],
-                                 t->note);
+        char c[48] = "", in[48] = "";
+        if (t->need_cand == CO_STATS_NEVER || t->need_inc == CO_STATS_NEVER)
+            snprintf(c, sizeof c, "on the threshold");
+        else {
+            if (t->need_cand)
+                snprintf(c, sizeof c, "+%llu candidate", (unsigned long long)t->need_cand);
+            if (t->need_inc)
+                snprintf(in, sizeof in, "%s+%llu incumbent", c[0] ? ", " : "", (unsigned long long)t->need_inc);
+        }
+        used += (size_t)snprintf(out + used, n - used, "%s%s (%s%s)", used ? ", " : "", co_rollout_trigger_names[i],
+                                 c, in);
     }
 }
 
@@ -880,7 +891,8 @@ static int step_stage(co_controller *c, const co_workload_conf *w, co_rollout_st
             if (r->hold_elapsed_ms >= hold + ext * period) {
                 char why[600], reason[800];
                 inconclusive_summary(&a, why, sizeof why);
-                snprintf(reason, sizeof reason, "the %s hold is over but the evidence is inconclusive: %s", hold_txt,
+                snprintf(reason, sizeof reason,
+                         "the %s hold is over but the evidence is inconclusive; samples still needed: %s", hold_txt,
                          why);
                 json_object_set_new(d, "extensions", json_integer(ext + 1));
                 add_event(c->st, w->name, now, "controller", "hold-extended", label, label, reason, m.p);

@@ -42,6 +42,8 @@ static void set_na(co_trigger_eval *t, const char *fmt, ...)
 /* Below the minimum sample: inconclusive, and the need is what is missing. */
 static int short_sample(co_trigger_eval *t, uint64_t nc, uint64_t ni, uint64_t min, int two_arm, const char *what)
 {
+    t->n_cand = nc;
+    t->n_inc = ni;
     if (nc >= min && (!two_arm || ni >= min))
         return 0;
     t->verdict = CO_TRIGGER_INCONCLUSIVE;
@@ -389,7 +391,7 @@ int co_rollout_analyze(co_rollout_analysis *out, co_store *st, const co_config *
     a.forecast_cost = NAN;
     a.breach = -1;
     for (int i = 0; i < CO_TRIG__N; i++) {
-        a.t[i].value = a.t[i].lo = a.t[i].hi = NAN;
+        a.t[i].value = a.t[i].lo = a.t[i].hi = a.t[i].threshold = a.t[i].confidence = NAN;
         a.t[i].verdict = CO_TRIGGER_INCONCLUSIVE;
     }
     if (!w->candidate)
@@ -461,6 +463,29 @@ json_t *co__rollout_analysis_to_json(const co_rollout_analysis *a)
                               num(t->confidence), "n_candidate", (json_int_t)t->n_cand, "n_incumbent",
                               (json_int_t)t->n_inc, "need_candidate", need(t->need_cand), "need_incumbent",
                               need(t->need_inc), "note", t->note);
+        /* each arm's own figure behind the statistic, for reports */
+        double vi = NAN, vc = NAN;
+        switch (i) {
+        case CO_TRIG_ERROR_RATE:
+            vi = a->inc.error_rate * 100, vc = a->cand.error_rate * 100;
+            break;
+        case CO_TRIG_LATENCY_P95:
+            vi = a->inc.p95_ms, vc = a->cand.p95_ms;
+            break;
+        case CO_TRIG_COST:
+            vi = a->forecast_cost, vc = a->cand.cost_mean;
+            break;
+        case CO_TRIG_QUALITY:
+            vi = a->inc.checked ? 100.0 * (double)a->inc.contract_fail / (double)a->inc.checked : NAN;
+            vc = a->cand.checked ? 100.0 * (double)a->cand.contract_fail / (double)a->cand.checked : NAN;
+            break;
+        default:
+            vi = a->inc.feedback ? 100.0 * (double)a->inc.feedback_negative / (double)a->inc.feedback : NAN;
+            vc = a->cand.feedback ? 100.0 * (double)a->cand.feedback_negative / (double)a->cand.feedback : NAN;
+            break;
+        }
+        json_object_set_new(o, "incumbent", num(vi));
+        json_object_set_new(o, "candidate", num(vc));
         json_object_set_new(trig, co_rollout_trigger_names[i], o);
     }
     json_t *j = json_pack("{s:I,s:o,s:b,s:{s:o,s:o},s:o,s:s,s:o,s:s,s:o}", "since_ms", (json_int_t)a->since_ms,
