@@ -242,6 +242,13 @@ int co_rollout_start(co_store *st, const co_config *cfg, const co_rollout_cmd *c
     }
     if (rc == 0)
         rc = enter_stage(st, cfg, w, &r, 0, now, co_rollout_scale(cmd->clock), actor, "begin", cmd->reason, NULL);
+    if (rc == CO_ECONFLICT) {
+        /* a controller began the pending rollout meanwhile: it is started */
+        co_rollout_state_clear(&r);
+        if (co_store_rollout_get(st, w->name, &r) == 0 && co_rollout_state_active(r.state) &&
+            strcmp(r.state, "pending"))
+            rc = 0;
+    }
     co_rollout_state_clear(&r);
     return rc;
 }
@@ -971,7 +978,14 @@ static int step(co_controller *c, const co_workload_conf *w, int64_t now)
     }
     const co_rollout_conf *plan = co_workload_rollout(c->cfg, w);
     if (!strcmp(r.state, "pending")) {
-        /* a start that stopped half way: begin it */
+        /* A start that stopped half way (its process died between the two
+         * writes): begin it — but only once it is clearly abandoned, never
+         * racing a start that is still in progress. */
+        int64_t grace = 2 * co_controller_lease_ttl_ms(c);
+        if (grace < 5000)
+            grace = 5000;
+        if (now - r.stage_started_ms < grace)
+            goto done;
         rc = enter_stage(c->st, c->cfg, w, &r, 0, now, co_rollout_scale(&c->clock), "controller", "begin",
                          "a pending rollout, begun by the controller", NULL);
         if (rc == CO_ECONFLICT)

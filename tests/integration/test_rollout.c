@@ -144,6 +144,10 @@ static void *gen_main(void *arg)
     co_rng_seed(&rng, (uint64_t)ga->id + 1);
     long long next_tiny = 0;
     long sent = 0, failed = 0;
+    /* our own URLs: gwf_url's rotating buffers are not for several threads */
+    char chat_url[128], fb_url[128];
+    snprintf(chat_url, sizeof chat_url, "%s/v1/chat/completions", g->f->base);
+    snprintf(fb_url, sizeof fb_url, "%s/v1/feedback", g->f->base);
     for (unsigned long i = 0; !g->stop; i++) {
         const char *w = g->workloads[1 + i % 6];
         if (ga->id == 0 && g->tiny_every && gwf_now_ms() >= next_tiny) {
@@ -157,7 +161,7 @@ static void *gen_main(void *arg)
                  "{\"model\":\"%s\",\"user\":\"user-%d-%lu\",\"messages\":[{\"role\":\"user\",\"content\":\"question %lu\"}]}",
                  w, ga->id, i, i);
         co_test_http h;
-        gwf_do(c, &h, "POST", gwf_url(g->f, "/v1/chat/completions"), GWF_OA, body, 10000);
+        gwf_do(c, &h, "POST", chat_url, GWF_OA, body, 10000);
         sent++;
         failed += h.status != 200;
         char arm[32] = "", rid[64] = "";
@@ -169,7 +173,7 @@ static void *gen_main(void *arg)
             char fb[256];
             snprintf(fb, sizeof fb, "{\"request_id\":\"%s\",\"score\":%d}", rid, co_rng_unit(&rng) < p_neg ? -1 : 1);
             co_test_http fh;
-            gwf_do(fbc, &fh, "POST", gwf_url(g->f, "/v1/feedback"), GWF_OA, fb, 10000);
+            gwf_do(fbc, &fh, "POST", fb_url, GWF_OA, fb, 10000);
             co_test_http_free(&fh);
         }
     }
@@ -200,6 +204,8 @@ static void gen_start(gen *g, gwf *f, const char *const *workloads, int threads)
 
 static void gen_stop(gen *g)
 {
+    if (!g->nth)
+        return;
     g->stop = 1;
     for (int i = 0; i < g->nth; i++)
         pthread_join(g->th[i], NULL);
@@ -221,8 +227,13 @@ static int setup(void **state)
     return gwf_gw_start(f, extra, NULL);
 }
 
+/* The generator lives here, not on a test's stack: a failed assertion
+ * leaves the test function, and teardown must stop the threads first. */
+static gen G;
+
 static int teardown(void **state)
 {
+    gen_stop(&G);
     gwf_free(*state);
     return 0;
 }
@@ -265,9 +276,8 @@ static void test_triggers_promotion_and_inconclusive(void **state)
     co_config *cfg = NULL;
     assert_int_equal(co_config_load(&cfg, f->cfg_path, &d), 0);
 
-    gen g;
-    gen_start(&g, f, WORKLOADS, 4);
-    g.tiny_every = 400;
+    gen_start(&G, f, WORKLOADS, 4);
+    G.tiny_every = 400;
 
     /* 1. every fault workload runs a healthy canary with a full sample */
     static const char *const faulty[] = {"err", "lat", "cost", "fmt", "fb"};
@@ -294,7 +304,7 @@ static void test_triggers_promotion_and_inconclusive(void **state)
     patch(f, "c-lat", "{\"latency\":{\"ttft\":\"120ms\"}}");
     patch(f, "c-cost", "{\"verbosity\":8}");
     patch(f, "c-fmt", "{\"markdown\":true}");
-    g.fb_fault = 1;
+    G.fb_fault = 1;
 
     static const char *const want[] = {"error_rate", "latency_p95", "cost", "quality", "feedback"};
     int done[5] = {0}, n_done = 0;
@@ -308,8 +318,12 @@ static void test_triggers_promotion_and_inconclusive(void **state)
             if (!strcmp(r.state, "rolled_back")) {
                 done[i] = 1;
                 n_done++;
+                /* the state turns first, the report is written right after */
                 co_incident inc = {0};
-                assert_int_equal(co_store_incident_get(st, 0, faulty[i], &inc), 0);
+                long long until = gwf_now_ms() + 10000;
+                while (co_store_incident_get(st, 0, faulty[i], &inc) == CO_ENOENT && gwf_now_ms() < until)
+                    usleep(20000);
+                assert_non_null(inc.trigger);
                 if (strcmp(inc.trigger, want[i]))
                     fprintf(stderr, "%s: rolled back on %s, expected %s\n", faulty[i], inc.trigger, want[i]);
                 assert_string_equal(inc.trigger, want[i]);
@@ -347,13 +361,13 @@ static void test_triggers_promotion_and_inconclusive(void **state)
     assert_int_equal(has_event(st, "ok", "promote"), 2);
 
     /* 4. the trickle never had enough to judge */
-    gen_stop(&g);
+    gen_stop(&G);
     assert_int_equal(state_of(st, "tiny", &r), 0);
     assert_int_equal(r.stage, 0);
     assert_string_equal(r.state, "shadow");
     assert_true(has_event(st, "tiny", "hold-extended") >= 1);
     co_rollout_state_clear(&r);
-    assert_true(g.sent > 0);
+    assert_true(G.sent > 0);
 
     /* the commands a person would type */
     assert_int_equal(cli(f, "rollout finalize ok", &out), 1);
@@ -408,8 +422,7 @@ static void test_kill9_resumes_the_stage(void **state)
     assert_int_equal(cli(f, "rollout start ok", NULL), 0);
     co_store *st = gwf_store(f);
     static const char *const only_ok[] = {"ok", "ok", "ok", "ok", "ok", "ok", "ok", NULL};
-    gen g;
-    gen_start(&g, f, only_ok, 2);
+    gen_start(&G, f, only_ok, 2);
     co_rollout_state r = {0};
     long long deadline = gwf_now_ms() + 60000;
     for (;;) { /* about a third of the 30 min hold */
@@ -419,7 +432,7 @@ static void test_kill9_resumes_the_stage(void **state)
         assert_true(gwf_now_ms() < deadline);
         usleep(20000);
     }
-    gen_stop(&g);
+    gen_stop(&G);
     assert_int_equal(kill(f->gw.pid, SIGKILL), 0);
     co_test_stop(&f->gw); /* reaps it */
     f->gw_on = 0;
@@ -430,7 +443,7 @@ static void test_kill9_resumes_the_stage(void **state)
 
     const char *extra[] = {"--time-scale", "600", NULL};
     assert_int_equal(gwf_gw_start(f, extra, NULL), 0);
-    gen_start(&g, f, only_ok, 2);
+    gen_start(&G, f, only_ok, 2);
     deadline = gwf_now_ms() + 60000;
     while (!has_event(st, "ok", "takeover")) {
         assert_true(gwf_now_ms() < deadline);
@@ -451,7 +464,7 @@ static void test_kill9_resumes_the_stage(void **state)
         assert_true(gwf_now_ms() < deadline);
         usleep(20000);
     }
-    gen_stop(&g);
+    gen_stop(&G);
     co_rollout_event_list l = {0};
     assert_int_equal(co_store_rollout_events(st, "ok", 0, &l), 0);
     int takeovers = 0;
