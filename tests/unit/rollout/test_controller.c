@@ -26,29 +26,29 @@
 
 #define STEP 300 /* fake ms per tick: one 30 s interval at time scale 100 */
 
-static const char *const CFG_TMPL =
-    "store: sqlite:%s/c.db\n"
-    "log_level: error\n"
-    "providers: {oa: {kind: openai}}\n"
-    "models:\n"
-    "  inc: {provider: oa, price_input: 2, price_output: 8}\n"
-    "  cand: {provider: oa, price_input: 2, price_output: 8}\n"
-    "workloads:\n"
-    "  w: {incumbent: inc, candidate: cand, contract: {format: json}}\n"
-    "  m:\n"
-    "    incumbent: inc\n"
-    "    candidate: cand\n"
-    "    rollout:\n"
-    "      stages: [{percent: 10, hold: 2m}, {percent: 100}]\n"
-    "      auto_promote: false\n"
-    "      interval: 30s\n"
-    "      retain_incumbent: 2m\n"
-    "      triggers: {min_samples: 100}\n"
-    "rollout:\n"
-    "  stages: [{mode: shadow, hold: 2m}, {percent: 10, hold: 2m}, {percent: 50, hold: 2m}, {percent: 100}]\n"
-    "  interval: 30s\n"
-    "  retain_incumbent: 5m\n"
-    "  triggers: {min_samples: 100}\n";
+#define CFG_TMPL \
+    "store: sqlite:%s/c.db\n" \
+    "log_level: error\n" \
+    "providers: {oa: {kind: openai}}\n" \
+    "models:\n" \
+    "  inc: {provider: oa, price_input: 2, price_output: 8}\n" \
+    "  cand: {provider: oa, price_input: 2, price_output: 8}\n" \
+    "workloads:\n" \
+    "  w: {incumbent: inc, candidate: cand, contract: {format: json}}\n" \
+    "  m:\n" \
+    "    incumbent: inc\n" \
+    "    candidate: cand\n" \
+    "    rollout:\n" \
+    "      stages: [{percent: 10, hold: 2m}, {percent: 100}]\n" \
+    "      auto_promote: false\n" \
+    "      interval: 30s\n" \
+    "      retain_incumbent: 2m\n" \
+    "      triggers: {min_samples: 100}\n" \
+    "rollout:\n" \
+    "  stages: [{mode: shadow, hold: 2m}, {percent: 10, hold: 2m}, {percent: 50, hold: 2m}, {percent: 100}]\n" \
+    "  interval: 30s\n" \
+    "  retain_incumbent: 5m\n" \
+    "  triggers: {min_samples: 100}\n"
 
 typedef struct fx {
     char *dir;
