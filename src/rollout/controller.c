@@ -892,10 +892,12 @@ static int step_stage(co_controller *c, const co_workload_conf *w, co_rollout_st
                 clog_(c, LOG_INFO, "rollout %s: %s", w->name, reason);
             }
         } else if (a.verdict != CO_TRIGGER_OK) {
-            /* one event per hold length of extra time, not one per tick */
+            /* an event when the hold ends, then after 1, 3, 7... more hold
+             * lengths: the story of a long wait, not one line per tick */
             int64_t ext = jint(d, "extensions");
             int64_t period = hold > 0 ? hold : plan->interval_ms;
-            if (r->hold_elapsed_ms >= hold + ext * period) {
+            double due = (double)hold + (double)period * (ldexp(1.0, (int)(ext < 60 ? ext : 60)) - 1);
+            if ((double)r->hold_elapsed_ms >= due) {
                 char why[600], reason[800];
                 inconclusive_summary(&a, why, sizeof why);
                 snprintf(reason, sizeof reason,
