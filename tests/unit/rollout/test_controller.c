@@ -536,6 +536,46 @@ static void test_unknown_and_refused(void **state)
     co_rollout_status_clear(&s);
 }
 
+/* A start that died between its two writes leaves a pending rollout: the
+ * controller begins it, but only once it is clearly abandoned. */
+static void test_abandoned_pending_is_begun(void **state)
+{
+    fx *f = *state;
+    co_controller *c = ctl(f, "ctl-1");
+    co_rollout_state r = {.workload = "w", .state = "pending", .stage_started_ms = f->now};
+    assert_int_equal(co_store_rollout_put(f->st, &r, 0), 0);
+    tick(f, c);
+    co_rollout_state g = {0};
+    get(f, "w", &g);
+    assert_string_equal(g.state, "pending"); /* maybe a start still in progress */
+    f->now += 60000;
+    tick(f, c);
+    get(f, "w", &g);
+    assert_string_equal(g.state, "shadow");
+    mode_is(f, "w", CO_MODE_SHADOW, 0);
+    co_rollout_event e = {0};
+    assert_int_equal(count_events(f, "w", "begin", &e), 1);
+    assert_string_equal(e.actor, "controller");
+    event_free(&e);
+    co_rollout_state_clear(&g);
+    co_controller_free(c);
+}
+
+static void test_clock(void **state)
+{
+    (void)state;
+    co_rollout_clock c = {.scale = 3600};
+    assert_int_equal(co_rollout_to_rollout_ms(&c, 1000), 3600000);
+    assert_int_equal(co_rollout_to_real_ms(&c, 48 * 3600000LL), 48000);
+    assert_int_equal(co_rollout_to_real_ms(&c, 1), 1); /* never 0 for a positive duration */
+    assert_int_equal(co_rollout_to_rollout_ms(NULL, 1234), 1234);
+    assert_true(co_rollout_scale(NULL) == 1);
+    co_rollout_clock bad = {.scale = -5};
+    assert_true(co_rollout_scale(&bad) == 1);
+    int64_t t0 = co_now_ms();
+    assert_true(co_rollout_now(NULL) >= t0);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -548,6 +588,8 @@ int main(void)
         T(test_manual_rollback_and_abort),
         T(test_one_controller_acts),
         T(test_unknown_and_refused),
+        T(test_abandoned_pending_is_begun),
+        cmocka_unit_test(test_clock),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
