@@ -586,6 +586,66 @@ static void test_junit(void **state)
     free(x);
 }
 
+/* ------------------------------------------------------------ other modes */
+
+static void check_all_formats(const co_eval_analysis *a, const char *verdict, const char *mode)
+{
+    char *h = render(a, CO_REPORT_HTML), *m = render(a, CO_REPORT_MD), *x = render(a, CO_REPORT_JUNIT);
+    char *s = render(a, CO_REPORT_JSON);
+    assert_null(strstr(h, "<script"));
+    assert_null(strstr(h, "http:"));
+    assert_null(strstr(h, "https:"));
+    assert_true(strncmp(m, "# cutover eval report", 21) == 0);
+    xml_stats st;
+    xml_check(x, &st);
+    assert_true(st.suites >= 1);
+    json_t *j = json_loads(s, 0, NULL);
+    assert_non_null(j);
+    assert_string_equal(json_string_value(path(j, "verdict")), verdict);
+    assert_string_equal(json_string_value(path(j, "mode")), mode);
+    json_decref(j);
+    free(h), free(m), free(x), free(s);
+}
+
+/* A baseline run (incumbent only: nothing compared) and a candidate-only
+ * run against it render in every format. */
+static void test_other_modes(void **state)
+{
+    fixture *f = *state;
+    const char *cfg = "{\"arms\":[\"incumbent\"],\"workloads\":{\"support\":{\"incumbent\":{\"model\":\"gpt-4o\"},"
+                      "\"candidate\":{\"model\":\"claude-sonnet-4\"},\"gate\":{\"pass_rate_drop_max\":2},"
+                      "\"monthly_requests\":null}}}";
+    co_eval_run base = {.started_ms = STARTED_MS, .suite = "evals/", .config_json = cfg};
+    assert_int_equal(co_store_eval_run_begin(f->st, &base), 0);
+    char id[32];
+    for (int i = 0; i < 30; i++) {
+        snprintf(id, sizeof id, "b%02d", i);
+        add(f->st, base.id, "support", id, "incumbent", i % 6 != 0, 500 + i, 0.002, "Refund issued.", NULL, NULL);
+    }
+    co_eval_analysis *a = NULL;
+    assert_int_equal(co_eval_analyze(&a, f->st, base.id, 0, NULL), 0);
+    assert_int_equal(co_eval_analysis_exit_code(a), 0);
+    check_all_formats(a, "none", "single-arm");
+    assert_int_equal(co_eval_save_baselines(f->st, a), 0);
+    co_eval_analysis_free(a);
+
+    co_eval_run cand = {.started_ms = STARTED_MS + 1000, .suite = "evals/", .config_json = cfg};
+    assert_int_equal(co_store_eval_run_begin(f->st, &cand), 0);
+    for (int i = 0; i < 30; i++) {
+        snprintf(id, sizeof id, "b%02d", i);
+        add(f->st, cand.id, "support", id, "candidate", i % 6 != 0, 400 + i, 0.001, "Refund issued.", NULL, NULL);
+    }
+    assert_int_equal(co_eval_analyze(&a, f->st, cand.id, 0, NULL), 0);
+    check_all_formats(a, "inconclusive", "baseline");
+    char *s = render(a, CO_REPORT_JSON);
+    json_t *j = json_loads(s, 0, NULL);
+    assert_int_equal(json_integer_value(path(j, "workloads.0.baseline_run")), base.id);
+    assert_string_equal(json_string_value(path(j, "runs.1.role")), "baseline");
+    json_decref(j);
+    free(s);
+    co_eval_analysis_free(a);
+}
+
 /* ------------------------------------------------------------ formats, files */
 
 static void test_formats_parse(void **state)
@@ -663,6 +723,7 @@ int main(void)
         cmocka_unit_test(test_escaping),
         cmocka_unit_test_setup_teardown(test_json_schema, setup, teardown),
         cmocka_unit_test_setup_teardown(test_junit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_other_modes, setup, teardown),
         cmocka_unit_test(test_formats_parse),
         cmocka_unit_test_setup_teardown(test_write, setup, teardown),
     };
