@@ -14,6 +14,7 @@ extern const co_cli_cmd co_cmd_status;
 extern const co_cli_cmd co_cmd_mode;
 extern const co_cli_cmd co_cmd_rollback;
 extern const co_cli_cmd co_cmd_pairs;
+extern const co_cli_cmd co_cmd_report;
 
 const co_cli_cmd *const co_cli_commands[] = {
     &co_cmd_init,
@@ -24,6 +25,7 @@ const co_cli_cmd *const co_cli_commands[] = {
     &co_cmd_mode,
     &co_cmd_rollback,
     &co_cmd_pairs,
+    &co_cmd_report,
     &co_cmd_sim,
     NULL,
 };

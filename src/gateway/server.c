@@ -76,6 +76,9 @@
 #define GW_ERRBODY_MAX ((size_t)64 << 10)
 #define GW_MAX_EVENT ((size_t)4 << 20)  /* one SSE event */
 #define GW_HEADERS_MAX (64 * 1024)
+/* Heartbeats (co_store_gateway_beat): at least this often, and at once after
+ * a new workload-state version goes live. */
+#define GW_BEAT_MS 1000
 /* Latency buckets of the per-arm figures (ms; finer than the Prometheus ones
  * so that p95 is useful at gateway speeds). */
 static const double arm_bounds_ms[] = {1,    2,    3,    5,    7.5,  10,    15,    20,    30,    50,    75,
@@ -269,6 +272,18 @@ struct co_gateway {
     pthread_cond_t ack_cv;
     int acks;
     _Atomic uint64_t reloads_ok, reloads_failed;
+    /* fleet heartbeat (under mu): "host:pid:started_ms" */
+    char beat_id[320];
+    char hostname[256];
+    int64_t started_ms;
+    int64_t beat_version, beat_ms;
+    int beat_failing;
+    _Atomic int64_t applied_version;   /* the highest version published to the workers */
+    /* user feedback (POST /v1/feedback), stored on the control thread */
+    co_redactor *ctl_red;              /* the control thread's own redactor */
+    _Atomic uint64_t fb_recorded[3];   /* by score -1, 0, 1 */
+    _Atomic uint64_t fb_rejected[GW_FB__COUNT];
+    _Atomic long fb_pending;
 };
 
 /* ---- logging ------------------------------------------------------------- */
@@ -568,6 +583,29 @@ static void cb_shadow_skipped(void *ud, co_metrics_sink *s)
         n += atomic_load_explicit(&gw->w[k].shadow_skipped, memory_order_relaxed);
     co_metrics_emit(s, NULL, (double)n);
 }
+static void cb_feedback(void *ud, co_metrics_sink *s)
+{
+    co_gateway *gw = ud;
+    static const char *const scores[3] = {"-1", "0", "1"};
+    for (int i = 0; i < 3; i++) {
+        const char *l[] = {"score", scores[i], NULL};
+        co_metrics_emit(s, l, (double)atomic_load(&gw->fb_recorded[i]));
+    }
+}
+static void cb_feedback_rejected(void *ud, co_metrics_sink *s)
+{
+    co_gateway *gw = ud;
+    static const char *const why[GW_FB__COUNT] = {"invalid", "busy", "store_error"};
+    for (int i = 0; i < GW_FB__COUNT; i++) {
+        const char *l[] = {"reason", why[i], NULL};
+        co_metrics_emit(s, l, (double)atomic_load(&gw->fb_rejected[i]));
+    }
+}
+static void cb_applied_version(void *ud, co_metrics_sink *s)
+{
+    co_gateway *gw = ud;
+    co_metrics_emit(s, NULL, (double)atomic_load(&gw->applied_version));
+}
 static void cb_mode(void *ud, co_metrics_sink *s) { cb_modes(ud, s, 0); }
 static void cb_percent(void *ud, co_metrics_sink *s) { cb_modes(ud, s, 1); }
 
@@ -629,6 +667,12 @@ static int met_new(co_gateway *gw, const co_config *cfg, gw_met **out)
         {"cutover_shadow_skipped_total", "shadow calls not made because limits.max_shadow_in_flight was reached",
          CO_METRIC_COUNTER, cb_shadow_skipped},
         {"cutover_workload_candidate_percent", "share of users the candidate serves", CO_METRIC_GAUGE, cb_percent},
+        {"cutover_feedback_total", "user feedback stored (POST /v1/feedback), by score", CO_METRIC_COUNTER,
+         cb_feedback},
+        {"cutover_feedback_rejected_total", "user feedback refused, by reason", CO_METRIC_COUNTER,
+         cb_feedback_rejected},
+        {"cutover_workload_state_version", "the highest workload-state version this gateway serves",
+         CO_METRIC_GAUGE, cb_applied_version},
     };
     for (size_t i = 0; i < sizeof fam / sizeof *fam; i++)
         if ((rc = co_metrics_add_gauge_cb(m->m, fam[i].name, fam[i].help, fam[i].type, fam[i].cb, gw)) < 0) {
@@ -829,6 +873,14 @@ static void reply_api_error(gw_worker *w, struct evhttp_request *ev, co_api api,
     evbuffer_add(evhttp_request_get_output_buffer(ev), b.p, b.len);
     evhttp_send_reply(ev, status ? status : co_chat_err_status(api, kind), NULL, NULL);
     co_buf_free(&b);
+}
+
+void gw_reply_api_error(gw_worker *w, struct evhttp_request *ev, co_api api, int status, co_chat_err_kind kind,
+                        const char *msg)
+{
+    char id[CO_ID_LEN];
+    co_id_new(id);
+    reply_api_error(w, ev, api, status, kind, id, "none", NULL, msg);
 }
 
 /* ---- request lifetime ---------------------------------------------------- */
@@ -2740,8 +2792,11 @@ static void health(gw_worker *w, struct evhttp_request *ev)
 static void readyz(co_gateway *gw, gw_worker *w, struct evhttp_request *ev)
 {
     if (gw_ready(gw) && !gw->stopping) {
-        static const char ok[] = "{\"status\":\"ready\"}";
-        reply_text(w, ev, 200, "application/json", ok, sizeof ok - 1);
+        /* which mode version this process serves: what drills wait for */
+        char ok[128];
+        int n = snprintf(ok, sizeof ok, "{\"status\":\"ready\",\"workload_state_version\":%lld}",
+                         (long long)atomic_load(&gw->applied_version));
+        reply_text(w, ev, 200, "application/json", ok, (size_t)n);
     } else {
         static const char no[] = "{\"status\":\"starting\"}";
         static const char st[] = "{\"status\":\"stopping\"}";
@@ -2807,7 +2862,8 @@ static void not_found(gw_worker *w, struct evhttp_request *ev, const char *path)
     char id[CO_ID_LEN], msg[600];
     co_id_new(id);
     snprintf(msg, sizeof msg,
-             "no route %.400s; the gateway serves POST /v1/chat/completions, POST /v1/messages and GET /v1/models",
+             "no route %.400s; the gateway serves POST /v1/chat/completions, POST /v1/messages, GET /v1/models "
+             "and POST /v1/feedback",
              path);
     reply_api_error(w, ev, CO_API_OPENAI, 404, CO_CHAT_ERR_NOT_FOUND, id, "none", NULL, msg);
 }
@@ -2839,6 +2895,13 @@ static void on_http(struct evhttp_request *ev, void *arg)
             not_allowed(w, ev, CO_API_OPENAI, "GET");
         else
             models(w, ev);
+        return;
+    }
+    if (!strcmp(path, "/v1/feedback")) {
+        if (!method_ok(ev, EVHTTP_REQ_POST))
+            not_allowed(w, ev, CO_API_OPENAI, "POST");
+        else
+            gw_feedback_handle(gw, w, ev);
         return;
     }
     if (common_routes(gw, w, w->gen, ev, path))
@@ -3133,12 +3196,17 @@ static int apply_states_locked(co_gateway *gw, const co_workload_state *v, size_
         return rc;
     for (size_t i = 0; i < n; i++)
         gw->last_version = max64(gw->last_version, v[i].version);
-    if (!t)
+    if (!t) {
+        /* nothing to change in the table (a state equal to what is served,
+         * or a workload this config lacks): the version is applied as is */
+        atomic_store(&gw->applied_version, gw->last_version);
         return 0;
+    }
     if ((rc = co_router_publish(gw->router, t)) < 0) {
         co_route_table_release(t);
         return rc;
     }
+    atomic_store(&gw->applied_version, gw->last_version);
     for (size_t i = 0; i < n; i++) {
         char pct[32] = "";
         if (v[i].mode && !strcmp(v[i].mode, "canary"))
@@ -3147,6 +3215,37 @@ static int apply_states_locked(co_gateway *gw, const co_workload_state *v, size_
                v[i].mode ? v[i].mode : "?", pct, (long long)v[i].version, v[i].updated_by ? v[i].updated_by : "?");
     }
     return 0;
+}
+
+/* Tells the fleet (co_store_gateways) which mode version this process
+ * serves: every GW_BEAT_MS, and at once when a new version went live. A
+ * failing write is logged once until it works again; it never stops the
+ * gateway. seen_ms 1 marks a clean stop. */
+static void beat_locked(co_gateway *gw, int stopped)
+{
+    int64_t now = co_now_ms(), applied = atomic_load(&gw->applied_version);
+    if (!stopped && applied == gw->beat_version && now - gw->beat_ms < GW_BEAT_MS)
+        return;
+    co_gateway_beat b = {
+        .id = gw->beat_id,
+        .host = gw->hostname,
+        .pid = (int64_t)getpid(),
+        .started_ms = gw->started_ms,
+        .seen_ms = stopped ? 1 : now,
+        .applied_version = applied,
+    };
+    if (co_store_gateway_beat(gw->st, &b) < 0) {
+        if (!gw->beat_failing)
+            gw_log(gw, LOG_WARN, "heartbeat to the store failed (rollback drills will not see this gateway): %s",
+                   co_error_last());
+        gw->beat_failing = 1;
+        return;
+    }
+    if (gw->beat_failing)
+        gw_log(gw, LOG_INFO, "heartbeats to the store work again");
+    gw->beat_failing = 0;
+    gw->beat_version = applied;
+    gw->beat_ms = now;
 }
 
 static void poll_store_locked(co_gateway *gw)
@@ -3168,6 +3267,7 @@ static void on_poll(evutil_socket_t fd, short what, void *arg)
     co_gateway *gw = arg;
     pthread_mutex_lock(&gw->mu);
     poll_store_locked(gw);
+    beat_locked(gw, 0);
     pthread_mutex_unlock(&gw->mu);
 }
 
@@ -3200,6 +3300,7 @@ int gw_set_mode_v(co_gateway *gw, const char *workload, int mode, double percent
         poll_store_locked(gw);
         if (gw->last_version < version)
             rc = apply_states_locked(gw, &s, 1);
+        beat_locked(gw, 0);
     }
     pthread_mutex_unlock(&gw->mu);
     if (rc == 0) {
@@ -3321,6 +3422,8 @@ int co_gateway_reload(co_gateway *gw, co_config *cfg)
     }
     t = NULL;
     g->tag_table = co_router_acquire(gw->router);
+    atomic_store(&gw->applied_version, gw->last_version);
+    beat_locked(gw, 0);
     /* 3. the previous generation goes once in-flight requests let it */
     for (int i = 0; i < gw->nworkers; i++) {
         if (running) {
@@ -3455,6 +3558,47 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
         return;
     }
     co_gateway_stop(gw);
+}
+
+/* ---- user feedback ------------------------------------------------------- */
+
+int gw_feedback_reserve(co_gateway *gw)
+{
+    if (atomic_fetch_add(&gw->fb_pending, 1) >= GW_FB_PENDING_MAX) {
+        atomic_fetch_sub(&gw->fb_pending, 1);
+        return 0;
+    }
+    return 1;
+}
+
+void gw_feedback_release(co_gateway *gw) { atomic_fetch_sub(&gw->fb_pending, 1); }
+
+void gw_feedback_rejected(co_gateway *gw, int why)
+{
+    if (why >= 0 && why < GW_FB__COUNT)
+        atomic_fetch_add(&gw->fb_rejected[why], 1);
+}
+
+int gw_feedback_store(co_gateway *gw, const co_feedback *f)
+{
+    co_feedback copy = *f;
+    char *red = NULL;
+    int rc = 0;
+    /* comments are user text: masked like recorded prompts and outputs */
+    if (f->comment && (rc = co_redact(gw->ctl_red, f->comment, &red)) < 0)
+        goto done;
+    if (red)
+        copy.comment = red;
+    pthread_mutex_lock(&gw->mu);
+    rc = co_store_feedback_add(gw->st, &copy);
+    pthread_mutex_unlock(&gw->mu);
+done:
+    if (rc == 0 && f->score >= -1 && f->score <= 1)
+        atomic_fetch_add(&gw->fb_recorded[f->score + 1], 1);
+    else if (rc < 0)
+        gw_feedback_rejected(gw, GW_FB_STORE);
+    free(red);
+    return rc;
 }
 
 /* ---- workloads JSON ------------------------------------------------------ */
@@ -3598,8 +3742,12 @@ int co_gateway_new(co_gateway **out, co_config *cfg, const co_gateway_opts *opts
         rc = co_error_set(rc, "store %s: %s", cfg->store, co_error_last());
         goto fail;
     }
-    if ((rc = co_redactor_new(&gw->red, &cfg->redact)) < 0)
+    if ((rc = co_redactor_new(&gw->red, &cfg->redact)) < 0 || (rc = co_redactor_new(&gw->ctl_red, &cfg->redact)) < 0)
         goto fail;
+    gw->started_ms = co_now_ms();
+    if (gethostname(gw->hostname, sizeof gw->hostname - 1) != 0 || !gw->hostname[0])
+        snprintf(gw->hostname, sizeof gw->hostname, "localhost");
+    snprintf(gw->beat_id, sizeof gw->beat_id, "%s:%ld:%lld", gw->hostname, (long)getpid(), (long long)gw->started_ms);
     co_recorder_opts ro = {.redactor = gw->red, .log = recorder_log, .log_ud = gw};
     if ((rc = co_recorder_new_opts(&gw->rec, cfg->store, &cfg->recorder, gw->nworkers, &ro)) < 0)
         goto fail;
@@ -3624,6 +3772,7 @@ int co_gateway_new(co_gateway **out, co_config *cfg, const co_gateway_opts *opts
         goto fail;
     }
     g->tag_table = co_router_acquire(gw->router);
+    atomic_store(&gw->applied_version, gw->last_version);
     for (int i = 0; i < gw->nworkers; i++) {
         if ((rc = worker_init(gw, &gw->w[i], i, cfg)) < 0)
             goto fail;
@@ -3720,6 +3869,9 @@ int co_gateway_run(co_gateway *gw)
     if (atomic_load(&gw->stop_requested))
         mbox_kick(gw->cfd);
     gw_log(gw, LOG_INFO, "serving on %s:%d with %d worker(s)", gw->host, gw->port, gw->nworkers);
+    pthread_mutex_lock(&gw->mu);
+    beat_locked(gw, 0);
+    pthread_mutex_unlock(&gw->mu);
     event_base_dispatch(gw->cbase);
     for (int i = 0; i < gw->nworkers; i++)
         if (gw->w[i].started) {
@@ -3729,6 +3881,7 @@ int co_gateway_run(co_gateway *gw)
     /* jobs that raced the stop */
     on_ctl(-1, 0, gw);
     pthread_mutex_lock(&gw->mu);
+    beat_locked(gw, 1); /* no longer part of the fleet: drills stop waiting for us */
     gw->running = 0;
     pthread_mutex_unlock(&gw->mu);
     gw_log(gw, LOG_INFO, "stopped");
@@ -3777,6 +3930,7 @@ void co_gateway_free(co_gateway *gw)
     gen_unref(gw->gen);
     co_router_free(gw->router);
     co_redactor_free(gw->red);
+    co_redactor_free(gw->ctl_red);
     co_store_close(gw->st);
     pthread_mutex_destroy(&gw->mu);
     pthread_mutex_destroy(&gw->cmu);

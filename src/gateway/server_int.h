@@ -8,7 +8,9 @@
 #include <stdint.h>
 
 #include "cutover/buf.h"
+#include "cutover/chat.h"
 #include "cutover/gateway.h"
+#include "cutover/store.h"
 
 struct evhttp_request;
 typedef struct gw_worker gw_worker;
@@ -49,6 +51,29 @@ int gw_set_mode_v(co_gateway *gw, const char *workload, int mode, double percent
 /* co_gateway_workloads_json, from a worker without the control mutex (w may
  * be NULL: the control thread). */
 int gw_workloads_json_w(co_gateway *gw, gw_worker *w, co_buf *out);
+
+/* An error in the client API's own shape (co_chat_error_format), with the
+ * common headers. */
+void gw_reply_api_error(gw_worker *w, struct evhttp_request *ev, co_api api, int status, co_chat_err_kind kind,
+                        const char *msg);
+
+/* ---- user feedback (feedback.c; storage and counters in server.c) ---------- */
+
+/* Why a feedback request was refused (cutover_feedback_rejected_total). */
+enum { GW_FB_INVALID = 0, GW_FB_BUSY, GW_FB_STORE, GW_FB__COUNT };
+/* Feedback jobs queued or running on the control thread, per gateway, above
+ * which POST /v1/feedback answers 503 instead of queueing more. */
+#define GW_FB_PENDING_MAX 1024
+
+/* POST /v1/feedback on a worker. */
+void gw_feedback_handle(co_gateway *gw, gw_worker *w, struct evhttp_request *ev);
+/* Stores one piece of feedback (comment redacted like recorded text) and
+ * counts it. On the control thread only (it may block on the store). */
+int gw_feedback_store(co_gateway *gw, const co_feedback *f);
+/* Counts a refusal; reserves/releases a pending slot (0 when full). */
+void gw_feedback_rejected(co_gateway *gw, int why);
+int gw_feedback_reserve(co_gateway *gw);
+void gw_feedback_release(co_gateway *gw);
 
 /* ---- admin (admin.c) ------------------------------------------------------ */
 
