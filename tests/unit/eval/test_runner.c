@@ -589,6 +589,7 @@ static void test_unknown_workload(void **state)
     co_diags_free(&d);
     /* --workload naming no workload of the config */
     fx_suite(f, CASES);
+    o.suite_path = f->suite_path;
     o.workload = "nope";
     assert_int_equal(co_eval_run_suite(&sum, f->cfg, f->suite, f->st, &o, &d), CO_ECONFIG);
     assert_non_null(strstr(d.v[0].msg, "'nope'"));
