@@ -1208,7 +1208,8 @@ int co_eval_run_suite(co_eval_summary *out, const co_config *cfg, const co_suite
     pump(&R);
     if (R.active || (!R.exhausted && !R.fatal))
         event_base_dispatch(R.base);
-    if (!R.fatal && (rc = flush(&R)) < 0)
+    /* what was judged is kept, also when the run ends early (not after a store failure) */
+    if (R.fatal != CO_ESTORE && (rc = flush(&R)) < 0 && !R.fatal)
         R.fatal = rc;
     rc = R.fatal;
     R.p.elapsed_ms = (co_mono_us() - R.t0_us) / 1000;

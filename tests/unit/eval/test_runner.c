@@ -610,6 +610,44 @@ static void test_unknown_workload(void **state)
     setenv("RT_AN_KEY", "sk-ant-test", 1);
 }
 
+static volatile int cancel_flag;
+
+static void cancel_after_two(void *ud, const co_eval_progress *p)
+{
+    (void)ud;
+    if (p->done >= 2)
+        cancel_flag = 1;
+}
+
+static void test_cancel(void **state)
+{
+    fx *f = *state;
+    fx_suite(f, SLOW_CASES);
+    co_eval_opts o = opts_for(f);
+    o.arms = CO_EVAL_INCUMBENT;
+    o.concurrency = 1;
+    o.no_cache = 1;
+    o.progress = cancel_after_two;
+    o.progress_interval_ms = 1;
+    o.cancel = &cancel_flag;
+    cancel_flag = 0;
+    co_eval_summary sum;
+    co_diags d = {0};
+    assert_int_equal(co_eval_run_suite(&sum, f->cfg, f->suite, f->st, &o, &d), CO_ESTATE);
+    assert_non_null(strstr(co_error_last(), "interrupted"));
+    assert_true(sum.run_id > 0);
+    co_eval_run run;
+    assert_int_equal(co_store_eval_run_get(f->st, sum.run_id, &run), 0);
+    assert_string_equal(run.status, "failed");
+    co_eval_run_clear(&run);
+    /* the results judged before the interruption are kept */
+    json_t *rs = results(f, sum.run_id);
+    assert_true(json_array_size(rs) >= 2);
+    assert_true(json_array_size(rs) < 16);
+    json_decref(rs);
+    co_diags_free(&d);
+}
+
 static void test_config_judge_checked(void **state)
 {
     (void)state;
@@ -673,6 +711,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_retries_bounded_and_500, setup, teardown),
         cmocka_unit_test_setup_teardown(test_llm_rubric_judge, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_workload, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
         cmocka_unit_test(test_config_judge_checked),
         cmocka_unit_test(test_retry_after_parse),
     };
