@@ -244,6 +244,10 @@ int co_eval_check(const co_config *cfg, const co_suite *suite, const co_eval_opt
         co_diags_add(diags, cfg->path, 0, 0, "--workload '%s' is not a workload of the config (workloads: %s)",
                      only, names);
     int rubric_reported = 0;
+    /* a workload without a candidate is reported once, at its first case */
+    unsigned char *told = calloc(cfg->workloads.n + 1, 1);
+    if (!told)
+        return co_error_set(CO_ENOMEM, "out of memory");
     for (size_t i = 0; i < co_suite_len(suite); i++) {
         const co_suite_case *c = co_suite_get(suite, i);
         const co_workload_conf *w = co_config_workload(cfg, c->workload);
@@ -256,16 +260,20 @@ int co_eval_check(const co_config *cfg, const co_suite *suite, const co_eval_opt
         if (only && strcmp(only, c->workload))
             continue;
         selected++;
-        if ((arms & CO_EVAL_CANDIDATE) && !w->candidate)
+        size_t wi = cfg_index(&cfg->workloads, sizeof(co_workload_conf), w);
+        if ((arms & CO_EVAL_CANDIDATE) && !w->candidate && !told[wi]) {
+            told[wi] = 1;
             co_diags_add(diags, c->file, c->line, c->col,
                          "case '%s': workload '%s' has no candidate model to evaluate (use --arm incumbent)",
                          c->id, c->workload);
+        }
         if (!cfg->eval.judge && !rubric_reported && assert_set_has_rubric(c->asserts)) {
             co_diags_add(diags, c->file, c->line, c->col,
                          "case '%s': llm-rubric needs a judge model: set eval.judge in %s", c->id, cfg->path);
             rubric_reported = 1;
         }
     }
+    free(told);
     if (diags->n == errors0 && selected == 0)
         co_diags_add(diags, cfg->path, 0, 0, "no case of the suite belongs to workload '%s'", only ? only : "?");
     return diags->n > errors0 ? co_error_set(CO_ECONFIG, "the eval cannot start (%zu problem(s))",
