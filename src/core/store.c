@@ -89,6 +89,15 @@ const char *co_store_backend(const co_store *st)
     return st ? st->ops->name : "none";
 }
 
+int co_store_wait_change(co_store *st, int64_t timeout_ms, int *out_changed)
+{
+    NEED(out_changed != NULL, "co_store_wait_change: out_changed is NULL");
+    *out_changed = 0;
+    NEED_ST(st, "co_store_wait_change");
+    NEED(timeout_ms >= 0, "co_store_wait_change: negative timeout");
+    return st->ops->wait_change(st, timeout_ms, out_changed);
+}
+
 /* ---- exchanges ---------------------------------------------------------- */
 
 int co_store_record(co_store *st, const co_exchange *xs, size_t n)
