@@ -115,4 +115,13 @@ int co__store_sqlite_open(co_store **out, const char *path);
  * migrations only up to max_version, so a test can build an "older" store. */
 int co__store_sqlite_open_at(co_store **out, const char *path, int max_version);
 
+/* `url` is the whole postgres:// or postgresql:// URL (checked by store.c
+ * to carry no inline password). */
+int co__store_pg_open(co_store **out, const char *url);
+int co__store_pg_open_at(co_store **out, const char *url, int max_version);
+
+/* co_store_open for any URL, migrating only up to max_version (tests build
+ * "older" stores of either back end with it). */
+int co__store_open_at(co_store **out, const char *url, int max_version);
+
 #endif
