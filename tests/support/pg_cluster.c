@@ -53,8 +53,8 @@ static int server_bindir(const char *dir)
 static int find_bindir(char *out, size_t n)
 {
     const char *env = getenv("CO_PG_BINDIR");
-    if (env && server_bindir(env))
-        return snprintf(out, n, "%s", env) < (int)n ? 0 : -1;
+    if (env && env[0]) /* an explicit choice is not second-guessed */
+        return server_bindir(env) && snprintf(out, n, "%s", env) < (int)n ? 0 : -1;
     FILE *p = popen("pg_config --bindir 2>/dev/null", "r");
     if (p) {
         char line[PATH_MAX] = "";
@@ -222,8 +222,12 @@ int co_pg_cluster_start(co_pg_cluster *c, char *why, size_t why_len)
     memset(c, 0, sizeof *c);
     c->watch_fd = -1;
     if (find_bindir(c->bindir, sizeof c->bindir) != 0) {
-        say(why, why_len, "no PostgreSQL server binaries (initdb, pg_ctl, postgres) found: set "
-                          "CO_PG_BINDIR or install Debian's postgresql (scripts/deps.sh)");
+        const char *env = getenv("CO_PG_BINDIR");
+        if (env && env[0])
+            say(why, why_len, "CO_PG_BINDIR=%s has no initdb, pg_ctl and postgres", env);
+        else
+            say(why, why_len, "no PostgreSQL server binaries (initdb, pg_ctl, postgres) found: "
+                              "set CO_PG_BINDIR or install Debian's postgresql (scripts/deps.sh)");
         return CO_PG_SKIP;
     }
     c->uid = geteuid();

@@ -13,7 +13,8 @@
  * directory when the process that started the cluster ends, however it ends
  * (crash or SIGKILL included): nothing outlives a test.
  *
- * Binaries: $CO_PG_BINDIR, else `pg_config --bindir`, else the newest
+ * Binaries: $CO_PG_BINDIR (when set, and only there: a wrong one means
+ * "skip"), else `pg_config --bindir`, else the newest
  * /usr/lib/postgresql/N/bin, else initdb on PATH. */
 #ifndef CO_PG_CLUSTER_H
 #define CO_PG_CLUSTER_H
