@@ -532,10 +532,13 @@ static void quiet_notices(void *arg, const char *message)
  * URL has none and libpq does not echo one). */
 static int pg_connect(pg_store *s, PGconn **out, const char *app)
 {
+    /* A server that vanished without closing the connection (host down,
+     * partition) is noticed within about a minute, not hours: keepalives
+     * for idle sessions, tcp_user_timeout for unacknowledged writes. */
     const char *const keys[] = {"application_name", "connect_timeout", "client_encoding",
                                 "keepalives", "keepalives_idle", "keepalives_interval",
-                                "keepalives_count", "dbname", NULL};
-    const char *const vals[] = {app, "10", "UTF8", "1", "30", "10", "3", s->url, NULL};
+                                "keepalives_count", "tcp_user_timeout", "dbname", NULL};
+    const char *const vals[] = {app, "10", "UTF8", "1", "30", "10", "3", "60000", s->url, NULL};
     *out = NULL;
     PGconn *c = PQconnectdbParams(keys, vals, 1);
     if (!c)
