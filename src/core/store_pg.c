@@ -467,11 +467,23 @@ static void p_f64(pgp *p, double v)
 
 /* ---- errors -------------------------------------------------------------- */
 
+/* libpq's messages end with a newline and may span lines ("...refused\n\tIs
+ * the server running..."): one line, for logs that keep one event a line. */
 static void chomp(char *s)
 {
-    size_t n = strlen(s);
-    while (n && (s[n - 1] == '\n' || s[n - 1] == '\r' || s[n - 1] == ' '))
-        s[--n] = '\0';
+    char *w = s;
+    int space = 0;
+    for (const char *r = s; *r; r++) {
+        if (*r == '\n' || *r == '\r' || *r == '\t' || *r == ' ') {
+            space = w != s;
+            continue;
+        }
+        if (space)
+            *w++ = ' ';
+        space = 0;
+        *w++ = *r;
+    }
+    *w = '\0';
 }
 
 /* SQLSTATE classes to the store's codes (store_impl.h). */

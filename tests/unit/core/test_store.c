@@ -311,6 +311,7 @@ static void test_open_bad_urls(void **state)
     assert_null(st);
     assert_non_null(strstr(co_error_last(), "cannot connect to store postgresql://u@127.0.0.1:1/cutover"));
     assert_null(strstr(co_error_last(), "connect_timeout")); /* the query part is not shown */
+    assert_null(strchr(co_error_last(), '\n'));              /* one line, for the log */
 
     assert_int_equal(co_store_open(&st, "mysql://db/cutover"), CO_EINVAL);
     assert_non_null(strstr(co_error_last(), "mysql"));
