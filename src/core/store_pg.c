@@ -1073,42 +1073,46 @@ static int pg_record(co_store *st, const co_exchange *xs, size_t n)
     PQclear(r);
     r = NULL;
     int sent_ok = 1;
-    for (size_t i = 0; i < n && sent_ok; i++) {
+    for (size_t i = 0; i < n && sent_ok && !rc; i++) {
         if (copy_exchange(&b, &xs[i])) {
-            PQputCopyEnd(s->conn, "out of memory");
-            sent_ok = 0;
             rc = co_error_set(CO_ENOMEM, "out of memory recording %zu exchanges", n);
             break;
         }
         if (b.len >= PG_COPY_CHUNK || i + 1 == n) {
             if (PQputCopyData(s->conn, b.p, (int)b.len) != 1)
-                sent_ok = 0;
+                sent_ok = 0; /* the connection broke */
             co_buf_reset(&b);
         }
     }
-    if (sent_ok && PQputCopyEnd(s->conn, NULL) != 1)
+    /* End the COPY either way: with an error message it aborts, server side. */
+    if (sent_ok && PQputCopyEnd(s->conn, rc ? "cutover: batch abandoned" : NULL) != 1)
         sent_ok = 0;
-    /* The COPY's own outcome, then whatever else the server sends. */
-    r = PQgetResult(s->conn);
-    if (!rc && PQresultStatus(r) != PGRES_COMMAND_OK) {
-        size_t row = copy_error_row(r);
-        if (row >= 1 && row <= n) {
-            const co_exchange *x = &xs[row - 1];
-            rc = pg_fail(s, r, "recording exchange %zu of %zu (workload '%s', %s/%s): "
-                               "nothing of the batch was written",
-                         row, n, x->workload, x->arm, x->role);
-        } else {
-            rc = pg_fail(s, r, "recording %zu exchange%s: nothing of the batch was written", n,
-                         n == 1 ? "" : "s");
+    /* The COPY's outcome comes first; then drain until the connection is
+     * idle (a result still in COPY state is ended, so this cannot spin). */
+    int first = 1;
+    for (int guard = 0; guard < 16 && (r = PQgetResult(s->conn)) != NULL; guard++) {
+        ExecStatusType t = PQresultStatus(r);
+        if (t == PGRES_COPY_IN) {
+            PQputCopyEnd(s->conn, "cutover: batch abandoned");
+        } else if (first) {
+            first = 0;
+            if (!rc && t != PGRES_COMMAND_OK) {
+                size_t row = copy_error_row(r);
+                if (row >= 1 && row <= n) {
+                    const co_exchange *x = &xs[row - 1];
+                    rc = pg_fail(s, r, "recording exchange %zu of %zu (workload '%s', %s/%s): "
+                                       "nothing of the batch was written",
+                                 row, n, x->workload, x->arm, x->role);
+                } else {
+                    rc = pg_fail(s, r, "recording %zu exchange%s: nothing of the batch was written",
+                                 n, n == 1 ? "" : "s");
+                }
+            }
         }
-    }
-    PQclear(r);
-    r = NULL;
-    while ((r = PQgetResult(s->conn)) != NULL) {
         PQclear(r);
         r = NULL;
     }
-    if (!rc && !sent_ok)
+    if (!rc && (!sent_ok || first))
         rc = pg_fail(s, NULL, "recording %zu exchange%s: nothing of the batch was written", n,
                      n == 1 ? "" : "s");
     if (!rc)

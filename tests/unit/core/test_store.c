@@ -1475,6 +1475,38 @@ static void test_record_any_text(void **state)
     assert_int_equal(count_all(f->st), 1);
 }
 
+/* A batch far bigger than one network write (PostgreSQL sends COPY data in
+ * chunks): all rows land; one bad row deep inside fails all of them and is
+ * named. */
+static void test_record_large_batch(void **state)
+{
+    fixture *f = *state;
+    enum { N = 3000 };
+    co_exchange *xs = calloc(N, sizeof *xs);
+    assert_non_null(xs);
+    static char text[400];
+    memset(text, 'x', sizeof text - 1);
+    for (int i = 0; i < N; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "big%d", i);
+        xs[i] = xch(id, id, 10000 + i, "chat", "incumbent", "served", i);
+        xs[i].output_text = text;
+    }
+    xs[2500].role = "nonsense";
+    assert_int_equal(co_store_record(f->st, xs, N), CO_EINVAL);
+    assert_non_null(strstr(co_error_last(), "exchange 2501 of 3000"));
+    assert_int_equal(count_all(f->st), 0);
+    xs[2500].role = "shadow";
+    assert_int_equal(co_store_record(f->st, xs, N), 0);
+    assert_int_equal(count_all(f->st), N);
+    co_window_summary sum;
+    co_window_query q = {.role = "shadow"};
+    assert_int_equal(co_store_window_summary(f->st, &q, &sum), 0);
+    assert_int_equal(sum.count, 1);
+    assert_true(sum.latency_ms_sum == 2500);
+    free(xs);
+}
+
 /* PostgreSQL only: the handle survives its sessions being killed and the
  * server restarting; the listener reconnects and says "changed". */
 static void test_pg_reconnect(void **state)
@@ -1587,6 +1619,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_concurrent_open_migrates_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wait_change, setup, teardown),
         cmocka_unit_test_setup_teardown(test_record_any_text, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_record_large_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pg_reconnect, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pg_passwords, setup, teardown),
     };
