@@ -672,15 +672,23 @@ static int sq_too_new(sq_store *s, int version)
                         s->path, version, CO__STORE_SCHEMA_LATEST);
 }
 
-/* Refuses a database some other program owns, before adding tables to it. */
-static int sq_check_owner(sq_store *s, int version)
+/* Refuses a database some other program owns, before adding tables to it.
+ * The header and the table count are read in one read transaction: another
+ * process may be creating the schema at this moment, and its tables, its
+ * application_id and its user_version appear together. */
+static int sq_check_owner(sq_store *s)
 {
-    int app_id = 0, objects = 0, rc;
-    if ((rc = sq_pragma_int(s, "PRAGMA application_id", &app_id)))
+    int app_id = 0, objects = 0, version = 0, rc;
+    if ((rc = sq_exec(s, "BEGIN", "reading the store header")))
         return rc;
-    if (app_id == SQ_APP_ID)
-        return 0;
-    if ((rc = sq_pragma_int(s, "SELECT count(*) FROM sqlite_schema", &objects)))
+    rc = sq_pragma_int(s, "PRAGMA application_id", &app_id);
+    if (!rc)
+        rc = sq_pragma_int(s, "PRAGMA user_version", &version);
+    if (!rc && app_id != SQ_APP_ID)
+        rc = sq_pragma_int(s, "SELECT count(*) FROM sqlite_schema", &objects);
+    if (!sqlite3_get_autocommit(s->db))
+        sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+    if (rc || app_id == SQ_APP_ID)
         return rc;
     if (app_id != 0 || version != 0 || objects != 0)
         return co_error_set(CO_ESTORE,
@@ -810,7 +818,7 @@ int co__store_sqlite_open_at(co_store **out, const char *path, int max_version)
         rc = sq_too_new(s, version);
         goto done;
     }
-    if ((rc = sq_check_owner(s, version)))
+    if ((rc = sq_check_owner(s)))
         goto done;
 
     if (strcmp(path, ":memory:") != 0) {
