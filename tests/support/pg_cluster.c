@@ -241,8 +241,12 @@ int co_pg_cluster_start(co_pg_cluster *c, char *why, size_t why_len)
         c->uid = pw->pw_uid;
         c->gid = pw->pw_gid;
     }
+    /* As root the server runs as nobody, who may not be able to reach a
+     * private TMPDIR (e.g. under /root): /tmp then. */
     const char *tmp = getenv("TMPDIR");
-    snprintf(c->dir, sizeof c->dir, "%s/co_pg_XXXXXX", tmp && tmp[0] ? tmp : "/tmp");
+    if (!tmp || !tmp[0] || c->uid != geteuid())
+        tmp = "/tmp";
+    snprintf(c->dir, sizeof c->dir, "%s/co_pg_XXXXXX", tmp);
     if (!mkdtemp(c->dir)) {
         say(why, why_len, "mkdtemp %s: %s", c->dir, strerror(errno));
         return -1;
