@@ -8,7 +8,7 @@ command -v wrk >/dev/null || { echo "bench: wrk is missing (scripts/deps.sh inst
 # nginx is the reference proxy; only the benchmark needs it
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || ../scripts/deps.sh --bench || true
 echo "cutover bench — $(nproc) core(s), $(uname -sr)"
-for b in sim gateway; do
+for b in sim gateway eval recorder; do
   echo
   ./"$b".sh "$BIN"
 done

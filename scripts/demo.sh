@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # make demo: the migration on one machine. Writes a demo folder with
 # `cutover init`, starts `cutover sim` on a free loopback port, checks the
-# config, and talks to the simulated providers in each protocol. Everything it
-# starts is stopped on exit.
+# config, talks to the simulated providers in each protocol, runs the gateway
+# (shadow, canary, rollback), then the eval: a baseline of the incumbent and a
+# gated comparison that catches the workload the candidate breaks, with the
+# reports in $OUT/eval-report. Everything it starts is stopped on exit.
 set -euo pipefail
 BIN=$(realpath "${1:-build/cutover}")
 OUT=${DEMO_DIR:-demo-out}
@@ -92,6 +94,23 @@ step "cutover pairs support -n 3: what the client got vs. what the candidate sai
 step "canary 10% (sticky per user), then a rollback"
 (cd "$OUT" && "$BIN" mode support canary 10 --gateway "$GW" --reason "demo: start the canary")
 (cd "$OUT" && "$BIN" rollback support --gateway "$GW" --reason "demo: rehearse the rollback")
+
+step "cutover eval --arm incumbent --save-baseline: the incumbent's figures per workload"
+(cd "$OUT" && "$BIN" eval --suite evals/golden.yaml --arm incumbent --save-baseline)
+
+step "cutover eval: both arms on the golden set, gated per workload (the sim's candidate botches invoices)"
+# exit 1 is the expected answer here: the extract gate fails; anything else is reported, not fatal
+set +e
+(cd "$OUT" && "$BIN" eval --suite evals/golden.yaml --out "$OUT/eval-report")
+rc=$?
+set -e
+case $rc in
+  1) echo "-> exit 1: a gate failed (expected: the candidate regresses on workload 'extract')" ;;
+  0) echo "-> exit 0: every gate passed (unexpected for this scenario)" ;;
+  3) echo "-> exit 3: inconclusive, more cases needed" ;;
+  *) echo "-> exit $rc: the eval could not run" ;;
+esac
+[ -d "$OUT/eval-report" ] && echo "reports: $(cd "$OUT/eval-report" && ls | tr '\n' ' ')in $OUT/eval-report"
 
 step "done: the demo folder is $OUT"
 

@@ -7,7 +7,8 @@ set -euo pipefail
 pkgs=(build-essential cmake pkg-config curl
       libevent-dev libcurl4-openssl-dev libjansson-dev libfyaml-dev
       libsqlite3-dev libpq-dev libxxhash-dev libcmocka-dev
-      sqlite3 wrk)
+      sqlite3 wrk
+      postgresql)  # server binaries only: tests start throwaway clusters, never the service
 
 # --bench adds nginx, the reference proxy of `make bench` (not needed by the tests)
 if [ "${1:-}" = "--bench" ]; then pkgs+=(nginx); shift; fi
@@ -42,7 +43,8 @@ fi
 echo "deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
-# packages that ship a service (nginx) must not start it: the bench runs its own
+# packages that ship a service (nginx, postgresql) must not start it: the
+# bench runs its own nginx, the tests their own PostgreSQL clusters
 if [ ! -e /usr/sbin/policy-rc.d ]; then
   printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
   trap 'rm -f /usr/sbin/policy-rc.d' EXIT

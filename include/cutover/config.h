@@ -148,6 +148,15 @@ typedef struct co_redact_conf {
     co_strv patterns;
 } co_redact_conf;
 
+/* `eval:` — how `cutover eval` calls the models (command-line flags override). */
+typedef struct co_eval_conf {
+    char *judge;                    /* model that grades llm-rubric assertions; NULL = none */
+    co_mark judge_mark;
+    int64_t concurrency;            /* model calls in flight, both arms together */
+    int64_t retries;                /* retries of a rate-limited or overloaded call */
+    int64_t retry_max_wait_ms;      /* longest single wait before a retry (caps Retry-After) */
+} co_eval_conf;
+
 typedef struct co_config {
     char *path;                     /* file it came from */
     char *listen;
@@ -164,6 +173,7 @@ typedef struct co_config {
     co_vec workloads;               /* co_workload_conf */
     co_rollout_conf rollout;        /* defaults for every workload */
     co_redact_conf redact;
+    co_eval_conf eval;
 } co_config;
 
 extern const char *const co_log_levels[];

@@ -196,9 +196,16 @@ typedef struct co_gateway_beat {
 /* ---- opening ------------------------------------------------------------ */
 
 /* Opens a store from a URL: "sqlite:PATH" (or a bare path), "sqlite::memory:",
- * later "postgres://...". Applies pending schema migrations. On error returns
- * a negative status and sets co_error_last. *out is owned by the caller and
- * released with co_store_close. */
+ * or "postgres://user@host:port/db" (also "postgresql://", any libpq URI
+ * parameter after "?"). A PostgreSQL password is never part of the URL
+ * (refused with CO_EINVAL): libpq takes it from PGPASSWORD, PGPASSFILE,
+ * ~/.pgpass or a passfile=PATH parameter. Applies pending schema migrations
+ * (once, under a lock, whichever process opens first). On error returns a
+ * negative status and sets co_error_last (never containing a password).
+ * *out is owned by the caller and released with co_store_close.
+ *
+ * A PostgreSQL handle whose connection was lost fails the call that found
+ * out (CO_ESTORE) and reconnects at the next call. */
 int co_store_open(co_store **out, const char *url);
 void co_store_close(co_store *st);
 /* The schema version the store is at, and the one this build writes. */
@@ -206,6 +213,19 @@ int co_store_schema_version(co_store *st, int *out_version);
 int co_store_schema_latest(void);
 /* "sqlite" | "postgres" — for status output only. */
 const char *co_store_backend(const co_store *st);
+
+/* Waits up to timeout_ms (0: just checks) for a change of any workload
+ * state or rollout state made through any handle on the same store, by any
+ * process. *out_changed is 1 when the caller should re-read them: a change
+ * was announced, or it cannot be ruled out (the first call on a handle, a
+ * notification connection re-established). PostgreSQL: LISTEN/NOTIFY on a
+ * second connection of the handle (opened by the first call); the
+ * notification is sent in the same transaction as the change. SQLite: polls
+ * PRAGMA data_version every few ms and compares the state versions when it
+ * moves. On error (PostgreSQL unreachable) the call has waited out the
+ * timeout and sets *out_changed = 1, so a loop around it degrades to polling
+ * at that pace; the next call tries to reconnect. */
+int co_store_wait_change(co_store *st, int64_t timeout_ms, int *out_changed);
 
 /* ---- exchanges ---------------------------------------------------------- */
 

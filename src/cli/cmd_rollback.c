@@ -94,7 +94,7 @@ static int run_drill(co_cli_ctx *ctx, const co_config *cfg)
     int64_t timeout_ms = 5000;
     const char *t = co_cli_get(ctx, "timeout");
     if (t && (co_parse_duration_ms(t, &timeout_ms) < 0 || timeout_ms <= 0)) {
-        fprintf(ctx->err, "cutover rollback: --timeout: %s\n", t && timeout_ms > 0 ? co_error_last() : "must be positive");
+        fprintf(ctx->err, "cutover rollback: --timeout: %s\n", timeout_ms > 0 ? co_error_last() : "must be positive");
         return CO_EXIT_USAGE;
     }
     const co_workload_conf *w = co_config_workload(cfg, name);

@@ -16,11 +16,13 @@ extern const co_cli_cmd co_cmd_rollback;
 extern const co_cli_cmd co_cmd_pairs;
 extern const co_cli_cmd co_cmd_report;
 extern const co_cli_cmd co_cmd_rollout;
+extern const co_cli_cmd co_cmd_eval;
 
 const co_cli_cmd *const co_cli_commands[] = {
     &co_cmd_init,
     &co_cmd_check,
     &co_cmd_config,
+    &co_cmd_eval,
     &co_cmd_serve,
     &co_cmd_status,
     &co_cmd_mode,

@@ -328,6 +328,20 @@ static const co_opt redact_opts[] = {
 };
 static const co_schema redact_schema = {.name = "redact", .opts = redact_opts, .size = sizeof(co_redact_conf)};
 
+static const co_opt eval_opts[] = {
+    {"judge", CO_T_STR, F(co_eval_conf, judge), .flags = CO_OPT_NONEMPTY,
+     .mark_offset = CO_MARK_AT(F(co_eval_conf, judge_mark)),
+     .help = "model (under models) that grades llm-rubric assertions; without one they are load errors"},
+    OPTN("concurrency", CO_T_INT, F(co_eval_conf, concurrency), 1, 4096, "16",
+     "model calls in flight during an eval, both arms together (--concurrency overrides)"),
+    OPTN("retries", CO_T_INT, F(co_eval_conf, retries), 0, 100, "3",
+     "retries of a call answered 429, 503 or 529, honouring Retry-After"),
+    OPTN("retry_max_wait", CO_T_DURATION, F(co_eval_conf, retry_max_wait_ms), 1, 3600000, "60s",
+     "longest wait before one retry (a longer Retry-After is capped to it)"),
+    END,
+};
+static const co_schema eval_schema = {.name = "eval", .opts = eval_opts, .size = sizeof(co_eval_conf)};
+
 static void config_check(void *item, co_conf_ctx *ctx, co_mark at);
 
 static const co_opt config_opts[] = {
@@ -355,6 +369,8 @@ static const co_opt config_opts[] = {
      .help = "default rollout plan and triggers for every workload"},
     {"redact", CO_T_SECTION, F(co_config, redact), .sub = &redact_schema,
      .help = "what is masked before exchanges are stored"},
+    {"eval", CO_T_SECTION, F(co_config, eval), .sub = &eval_schema,
+     .help = "how `cutover eval` calls the models: the llm-rubric judge, concurrency, retries"},
     END,
 };
 
@@ -445,6 +461,8 @@ static void config_check(void *item, co_conf_ctx *ctx, co_mark at)
             co_conf_error(ctx, m->provider_mark.line ? m->provider_mark : m->mark,
                           "model '%s': provider '%s' is not defined under 'providers'", m->name, m->provider);
     }
+    if (cfg->eval.judge && !co_config_model(cfg, cfg->eval.judge))
+        co_conf_error(ctx, cfg->eval.judge_mark, "eval.judge '%s' is not a model under 'models'", cfg->eval.judge);
     for (size_t i = 0; i < cfg->workloads.n; i++) {
         co_workload_conf *w = (co_workload_conf *)cfg->workloads.v + i;
         check_model_ref(ctx, cfg, w->name, "incumbent", w->incumbent, w->incumbent_mark);

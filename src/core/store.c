@@ -1,7 +1,7 @@
 /* The store front end: parses a store URL into a back end, validates every
  * public call's arguments once (so back ends need not), dispatches through the
  * co_store_ops vtable, and owns the *_free / *_clear functions every back end
- * shares. Back-end specifics live in store_sqlite.c (and later store_pg.c).
+ * shares. Back-end specifics live in store_sqlite.c and store_pg.c.
  *
  * Conventions for every call here: output structs and lists are zeroed on
  * entry (callers may pass uninitialised ones) and stay zeroed on error, so a
@@ -36,18 +36,34 @@ static size_t url_scheme_len(const char *url)
     return strncmp(url + i, "://", 3) == 0 ? i : 0;
 }
 
-int co_store_open(co_store **out, const char *url)
+/* True when the authority of a postgres:// URL has "user:password@". Only
+ * the presence is reported: the password itself never reaches a message. */
+static int pg_url_has_password(const char *url)
+{
+    const char *auth = strstr(url, "://") + 3;
+    size_t alen = strcspn(auth, "/?#");
+    const char *at = NULL;
+    for (size_t i = 0; i < alen; i++)
+        if (auth[i] == '@')
+            at = auth + i;
+    return at && memchr(auth, ':', (size_t)(at - auth)) != NULL;
+}
+
+int co__store_open_at(co_store **out, const char *url, int max_version)
 {
     NEED(out != NULL, "co_store_open: out is NULL");
     *out = NULL;
     NEED(url != NULL, "co_store_open: store URL is NULL");
     NEED(url[0] != '\0', "empty store URL (use sqlite:PATH, e.g. sqlite:cutover.db)");
 
-    if (strncmp(url, "postgres://", 11) == 0 || strncmp(url, "postgresql://", 13) == 0)
-        return co_error_set(CO_ENOTSUP,
-                            "PostgreSQL stores are not available in this build yet: "
-                            "the store supports sqlite: URLs only for now "
-                            "(e.g. sqlite:/var/lib/cutover/cutover.db)");
+    if (strncmp(url, "postgres://", 11) == 0 || strncmp(url, "postgresql://", 13) == 0) {
+        if (pg_url_has_password(url))
+            return co_error_set(CO_EINVAL,
+                                "the PostgreSQL store URL carries a password (user:password@): "
+                                "remove it and set PGPASSWORD, or use a password file "
+                                "(PGPASSFILE, ~/.pgpass, or passfile=PATH in the URL)");
+        return co__store_pg_open_at(out, url, max_version);
+    }
 
     const char *path = url;
     if (strncmp(url, "sqlite:", 7) == 0) {
@@ -61,11 +77,16 @@ int co_store_open(co_store **out, const char *url)
         if (sl)
             return co_error_set(CO_EINVAL,
                                 "unsupported store URL scheme '%.*s' in '%s' "
-                                "(use sqlite:PATH, or a plain file path)",
+                                "(use sqlite:PATH, postgres://user@host/db, or a plain file path)",
                                 (int)sl, url, url);
     }
     NEED(path[0] != '\0', "store URL '%s' names no file (use sqlite:PATH)", url);
-    return co__store_sqlite_open(out, path);
+    return co__store_sqlite_open_at(out, path, max_version);
+}
+
+int co_store_open(co_store **out, const char *url)
+{
+    return co__store_open_at(out, url, CO__STORE_SCHEMA_LATEST);
 }
 
 void co_store_close(co_store *st)
@@ -87,6 +108,15 @@ int co_store_schema_latest(void) { return CO__STORE_SCHEMA_LATEST; }
 const char *co_store_backend(const co_store *st)
 {
     return st ? st->ops->name : "none";
+}
+
+int co_store_wait_change(co_store *st, int64_t timeout_ms, int *out_changed)
+{
+    NEED(out_changed != NULL, "co_store_wait_change: out_changed is NULL");
+    *out_changed = 0;
+    NEED_ST(st, "co_store_wait_change");
+    NEED(timeout_ms >= 0, "co_store_wait_change: negative timeout");
+    return st->ops->wait_change(st, timeout_ms, out_changed);
 }
 
 /* ---- exchanges ---------------------------------------------------------- */

@@ -1,6 +1,6 @@
 /* Internal to the store: the back-end vtable behind a co_store. store.c parses
  * the URL, validates arguments and dispatches through `ops`; each back end
- * (store_sqlite.c now, store_pg.c later) fills one co_store_ops and embeds
+ * (store_sqlite.c, store_pg.c) fills one co_store_ops and embeds
  * struct co_store as the first member of its own handle. Nothing outside
  * store*.c includes this header (tests excepted). */
 #ifndef CUTOVER_STORE_IMPL_H
@@ -44,7 +44,11 @@
  * - lease_take: held when the lease is free, expired or already this
  *   holder's (renewed to now + ttl); *out_held = 0 otherwise. A back end may
  *   use a session lock instead (PostgreSQL advisory locks: released when the
- *   holder's connection dies); lease_drop releases only the holder's own. */
+ *   holder's connection dies); lease_drop releases only the holder's own.
+ *   (store_pg.c keeps a lease table too, timed by the server's clock: see
+ *   the top of that file for why.)
+ * - workload_state_set and rollout_put announce the change to wait_change
+ *   on every handle (PostgreSQL: NOTIFY in the same transaction). */
 struct co_store_ops {
     const char *name; /* "sqlite" | "postgres" */
     void (*close)(co_store *st);
@@ -96,6 +100,7 @@ struct co_store_ops {
     int (*lease_take)(co_store *st, const char *name, const char *holder, int64_t ttl_ms,
                       int *out_held);
     int (*lease_drop)(co_store *st, const char *name, const char *holder);
+    int (*wait_change)(co_store *st, int64_t timeout_ms, int *out_changed);
 };
 
 struct co_store {
@@ -109,5 +114,14 @@ int co__store_sqlite_open(co_store **out, const char *path);
 /* For tests: opens (creating if needed) an SQLite store and applies
  * migrations only up to max_version, so a test can build an "older" store. */
 int co__store_sqlite_open_at(co_store **out, const char *path, int max_version);
+
+/* `url` is the whole postgres:// or postgresql:// URL (checked by store.c
+ * to carry no inline password). */
+int co__store_pg_open(co_store **out, const char *url);
+int co__store_pg_open_at(co_store **out, const char *url, int max_version);
+
+/* co_store_open for any URL, migrating only up to max_version (tests build
+ * "older" stores of either back end with it). */
+int co__store_open_at(co_store **out, const char *url, int max_version);
 
 #endif

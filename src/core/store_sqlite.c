@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include <sqlite3.h>
 
@@ -248,6 +249,7 @@ enum sq_stmt_id {
     S_FB_UPSERT,
     S_EVID_INSERT, S_EVID_LIST_I, S_EVID_LIST_ALL,
     S_GW_BEAT, S_GW_LIST, S_LEASE_TAKE, S_LEASE_DROP,
+    S_DATA_VERSION, S_STATE_SIG,
     S__COUNT
 };
 
@@ -378,6 +380,13 @@ static const char *const sq_sql[S__COUNT] = {
                      " WHERE leases.holder = excluded.holder OR leases.expires_ms < ?4"
                      " RETURNING holder",
     [S_LEASE_DROP] = "DELETE FROM leases WHERE name = ?1 AND holder = ?2",
+    /* Moves when another connection commits (any table). */
+    [S_DATA_VERSION] = "PRAGMA data_version",
+    /* Moves on every workload or rollout state change: one version counter
+     * for the former, a per-row one (only ever incremented) for the latter. */
+    [S_STATE_SIG] = "SELECT (SELECT coalesce(max(version), 0) FROM workload_state),"
+                    " (SELECT count(*) FROM rollout_state),"
+                    " (SELECT coalesce(sum(version), 0) FROM rollout_state)",
 };
 
 /* Window queries have optional filters. Rather than one statement with
@@ -395,6 +404,10 @@ typedef struct sq_store {
     char *path;
     sqlite3_stmt *stmt[S__COUNT];
     sqlite3_stmt *win[W__KINDS][WM__COUNT];
+    /* wait_change: what was seen last, and whether this handle changed state
+     * itself (its own commits do not move data_version). */
+    int watching, self_changed;
+    int64_t data_version, sig[3];
 } sq_store;
 
 static const struct co_store_ops sq_ops;
@@ -659,15 +672,23 @@ static int sq_too_new(sq_store *s, int version)
                         s->path, version, CO__STORE_SCHEMA_LATEST);
 }
 
-/* Refuses a database some other program owns, before adding tables to it. */
-static int sq_check_owner(sq_store *s, int version)
+/* Refuses a database some other program owns, before adding tables to it.
+ * The header and the table count are read in one read transaction: another
+ * process may be creating the schema at this moment, and its tables, its
+ * application_id and its user_version appear together. */
+static int sq_check_owner(sq_store *s)
 {
-    int app_id = 0, objects = 0, rc;
-    if ((rc = sq_pragma_int(s, "PRAGMA application_id", &app_id)))
+    int app_id = 0, objects = 0, version = 0, rc;
+    if ((rc = sq_exec(s, "BEGIN", "reading the store header")))
         return rc;
-    if (app_id == SQ_APP_ID)
-        return 0;
-    if ((rc = sq_pragma_int(s, "SELECT count(*) FROM sqlite_schema", &objects)))
+    rc = sq_pragma_int(s, "PRAGMA application_id", &app_id);
+    if (!rc)
+        rc = sq_pragma_int(s, "PRAGMA user_version", &version);
+    if (!rc && app_id != SQ_APP_ID)
+        rc = sq_pragma_int(s, "SELECT count(*) FROM sqlite_schema", &objects);
+    if (!sqlite3_get_autocommit(s->db))
+        sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+    if (rc || app_id == SQ_APP_ID)
         return rc;
     if (app_id != 0 || version != 0 || objects != 0)
         return co_error_set(CO_ESTORE,
@@ -797,7 +818,7 @@ int co__store_sqlite_open_at(co_store **out, const char *path, int max_version)
         rc = sq_too_new(s, version);
         goto done;
     }
-    if ((rc = sq_check_owner(s, version)))
+    if ((rc = sq_check_owner(s)))
         goto done;
 
     if (strcmp(path, ":memory:") != 0) {
@@ -1507,6 +1528,7 @@ static int sq_workload_state_set(co_store *st, const char *workload, const char 
     }
     if (out_version)
         *out_version = sqlite3_column_int64(up, 0);
+    s->self_changed = 1;
 done:
     sq_release(up);
     return rc;
@@ -1624,6 +1646,7 @@ static int sq_rollout_put(co_store *st, co_rollout_state *r, int64_t expected_ve
     int src = sqlite3_step(up);
     if (src == SQLITE_ROW) {
         r->version = sqlite3_column_int64(up, 0);
+        s->self_changed = 1;
     } else if (src == SQLITE_DONE) {
         sq_release(up);
         up = NULL;
@@ -2016,6 +2039,65 @@ static int sq_lease_drop(co_store *st, const char *name, const char *holder)
     return rc;
 }
 
+/* ---- change notification -------------------------------------------------- */
+
+static int sq_read_int64s(sq_store *s, enum sq_stmt_id id, int64_t *v, int n, const char *what)
+{
+    sqlite3_stmt *q;
+    int rc = sq_stmt(s, id, &q);
+    if (rc)
+        return rc;
+    int src = sqlite3_step(q);
+    if (src == SQLITE_ROW)
+        for (int i = 0; i < n; i++)
+            v[i] = sqlite3_column_int64(q, i);
+    else
+        rc = sq_fail(s, src, "%s", what);
+    sq_release(q);
+    return rc;
+}
+
+/* SQLite has no notifications: data_version is a cheap check (no I/O) of
+ * whether another connection committed; only then are the state versions
+ * compared, so recorder commits do not count as changes. */
+#define SQ_WATCH_POLL_MS 5
+
+static int sq_wait_change(co_store *st, int64_t timeout_ms, int *out_changed)
+{
+    sq_store *s = (sq_store *)st;
+    int64_t deadline = co_mono_us() / 1000 + timeout_ms, dv = 0, sig[3] = {0, 0, 0};
+    int rc;
+    if (!s->watching) {
+        if ((rc = sq_read_int64s(s, S_DATA_VERSION, &s->data_version, 1, "reading data_version")) ||
+            (rc = sq_read_int64s(s, S_STATE_SIG, s->sig, 3, "reading state versions")))
+            return rc;
+        s->watching = 1;
+        s->self_changed = 0;
+        *out_changed = 1; /* nothing seen before: the caller reads everything */
+        return 0;
+    }
+    for (;;) {
+        if ((rc = sq_read_int64s(s, S_DATA_VERSION, &dv, 1, "reading data_version")))
+            return rc;
+        if (dv != s->data_version || s->self_changed) {
+            s->data_version = dv;
+            s->self_changed = 0;
+            if ((rc = sq_read_int64s(s, S_STATE_SIG, sig, 3, "reading state versions")))
+                return rc;
+            if (memcmp(sig, s->sig, sizeof sig) != 0) {
+                memcpy(s->sig, sig, sizeof sig);
+                *out_changed = 1;
+                return 0;
+            }
+        }
+        int64_t left = deadline - co_mono_us() / 1000;
+        if (left <= 0)
+            return 0;
+        struct timespec ts = {0, (left < SQ_WATCH_POLL_MS ? left : SQ_WATCH_POLL_MS) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
 static const struct co_store_ops sq_ops = {
     .name = "sqlite",
     .close = sq_close,
@@ -2054,4 +2136,5 @@ static const struct co_store_ops sq_ops = {
     .gateways = sq_gateways,
     .lease_take = sq_lease_take,
     .lease_drop = sq_lease_drop,
+    .wait_change = sq_wait_change,
 };

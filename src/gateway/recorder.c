@@ -114,6 +114,7 @@ struct co_recorder {
     co_exchange *xs;
     int failing;
     int64_t retry_at, backoff, fail_count;
+    uint64_t rng; /* backoff jitter */
     int64_t next_tick;
     uint64_t flush_seen;
     unsigned drain_start;
@@ -457,14 +458,18 @@ static void on_failure(co_recorder *rec, int rc, size_t n, const char *what, int
                                                                  : rec->backoff * 2;
     }
     rec->fail_count++;
-    rec->retry_at = now + rec->backoff;
+    /* Between half the backoff and all of it: the gateways of a fleet lose
+     * the database together and must not all come back in the same ms. */
+    rec->rng = rec->rng * 6364136223846793005ULL + 1442695040888963407ULL;
+    int64_t half = rec->backoff / 2;
+    rec->retry_at = now + rec->backoff - half + (int64_t)((rec->rng >> 33) % (uint64_t)(half + 1));
     if (now - rec->last_err_log >= rec->opts.log_interval_ms) {
         rec->last_err_log = now;
         rec->err_logged = 1;
         rec_log(rec, CO_RECORDER_LOG_ERROR,
                 "recorder: %s %zu exchange%s failed (%s: %s); holding %zu, retrying in %lld ms%s",
                 what, n, n == 1 ? "" : "s", co_err_name(rc), msg, rec->hd.n,
-                (long long)rec->backoff, reopen ? " on a new store connection" : "");
+                (long long)(rec->retry_at - now), reopen ? " on a new store connection" : "");
     }
 }
 
@@ -803,6 +808,7 @@ int co_recorder_new_opts(co_recorder **out, const char *store_url, const co_reco
     rec->batch = (size_t)(c.batch < c.queue ? c.batch : c.queue);
     rec->flush_ms = c.flush_interval_ms;
     rec->hd.cap = (size_t)c.queue;
+    rec->rng = (uint64_t)co_mono_us() ^ (uint64_t)(uintptr_t)rec;
     rec->last_drop_log = rec->last_err_log = rec->last_invalid_log = INT64_MIN / 2;
     atomic_store(&rec->store_ok, 1);
 

@@ -258,6 +258,16 @@ struct co_gateway {
     struct event_base *cbase;
     int cfd;
     struct event *cev, *poll_ev, *sigint, *sigterm, *sighup;
+    /* change watcher: a thread blocked in co_store_wait_change on its own
+     * store handle kicks wfd, so a mode change made by any process (LISTEN/
+     * NOTIFY on PostgreSQL) is applied at once; the GW_POLL_MS timer stays
+     * as the fallback when notifications are down. */
+    co_store *wst;
+    pthread_t wth;
+    int wstarted;
+    int wfd;
+    struct event *wev;
+    _Atomic int wstop;
     pthread_mutex_t cmu;
     gw_job *jhead, *jtail;
     struct evhttp *admin_http;
@@ -667,7 +677,8 @@ static int met_new(co_gateway *gw, const co_config *cfg, gw_met **out)
         {"cutover_shadow_skipped_total", "shadow calls not made because limits.max_shadow_in_flight was reached",
          CO_METRIC_COUNTER, cb_shadow_skipped},
         {"cutover_workload_candidate_percent", "share of users the candidate serves", CO_METRIC_GAUGE, cb_percent},
-        {"cutover_feedback_total", "user feedback stored (POST /v1/feedback), by score", CO_METRIC_COUNTER, cb_feedback},
+        {"cutover_feedback_total", "user feedback stored (POST /v1/feedback), by score", CO_METRIC_COUNTER,
+         cb_feedback},
         {"cutover_feedback_rejected_total", "user feedback refused, by reason", CO_METRIC_COUNTER,
          cb_feedback_rejected},
         {"cutover_workload_state_version", "the highest workload-state version this gateway serves",
@@ -3262,12 +3273,40 @@ static void poll_store_locked(co_gateway *gw)
 
 static void on_poll(evutil_socket_t fd, short what, void *arg)
 {
-    (void)fd, (void)what;
+    (void)what;
     co_gateway *gw = arg;
+    if (fd >= 0) {
+        uint64_t v;
+        while (read(fd, &v, sizeof v) == (ssize_t)sizeof v)
+            ;
+    }
     pthread_mutex_lock(&gw->mu);
     poll_store_locked(gw);
     beat_locked(gw, 0);
     pthread_mutex_unlock(&gw->mu);
+}
+
+/* A store error has already waited out the timeout (see store.h): the loop
+ * keeps going at that pace and the poll timer covers the gap. */
+static void *watch_main(void *arg)
+{
+    co_gateway *gw = arg;
+    while (!atomic_load(&gw->wstop)) {
+        int changed = 0;
+        (void)co_store_wait_change(gw->wst, 200, &changed);
+        if (changed && !atomic_load(&gw->wstop))
+            mbox_kick(gw->wfd);
+    }
+    return NULL;
+}
+
+static void stop_watcher(co_gateway *gw)
+{
+    if (!gw->wstarted)
+        return;
+    atomic_store(&gw->wstop, 1);
+    pthread_join(gw->wth, NULL);
+    gw->wstarted = 0;
 }
 
 int gw_set_mode_v(co_gateway *gw, const char *workload, int mode, double percent, const char *actor,
@@ -3714,6 +3753,7 @@ int co_gateway_new(co_gateway **out, co_config *cfg, const co_gateway_opts *opts
     gw->log_ud = opts && opts->log ? opts->log_ud : NULL;
     gw->log_level = cfg->log_level;
     gw->cfd = -1;
+    gw->wfd = -1;
     gw->handle_signals = opts && opts->handle_signals;
     pthread_mutex_init(&gw->mu, NULL);
     pthread_mutex_init(&gw->cmu, NULL);
@@ -3793,6 +3833,21 @@ int co_gateway_new(co_gateway **out, co_config *cfg, const co_gateway_opts *opts
         rc = co_error_set(CO_ENOMEM, "cannot create the control events");
         goto fail;
     }
+    if ((rc = co_store_open(&gw->wst, cfg->store)) < 0) {
+        rc = co_error_set(rc, "store %s: %s", cfg->store, co_error_last());
+        goto fail;
+    }
+    gw->wfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    gw->wev = gw->wfd >= 0 ? event_new(gw->cbase, gw->wfd, EV_READ | EV_PERSIST, on_poll, gw) : NULL;
+    if (!gw->wev || event_add(gw->wev, NULL)) {
+        rc = co_error_set(CO_ENOMEM, "cannot create the store watcher: %s", strerror(errno));
+        goto fail;
+    }
+    if (pthread_create(&gw->wth, NULL, watch_main, gw) != 0) {
+        rc = co_error_set(CO_ENOMEM, "cannot start the store watcher thread");
+        goto fail;
+    }
+    gw->wstarted = 1;
     if (gw->handle_signals) {
         gw->sigint = evsignal_new(gw->cbase, SIGINT, on_signal, gw);
         gw->sigterm = evsignal_new(gw->cbase, SIGTERM, on_signal, gw);
@@ -3872,6 +3927,7 @@ int co_gateway_run(co_gateway *gw)
     beat_locked(gw, 0);
     pthread_mutex_unlock(&gw->mu);
     event_base_dispatch(gw->cbase);
+    stop_watcher(gw);
     for (int i = 0; i < gw->nworkers; i++)
         if (gw->w[i].started) {
             pthread_join(gw->w[i].th, NULL);
@@ -3917,6 +3973,12 @@ void co_gateway_free(co_gateway *gw)
         event_free(gw->sigterm);
     if (gw->sighup)
         event_free(gw->sighup);
+    stop_watcher(gw);
+    if (gw->wev)
+        event_free(gw->wev);
+    if (gw->wfd >= 0)
+        close(gw->wfd);
+    co_store_close(gw->wst);
     if (gw->poll_ev)
         event_free(gw->poll_ev);
     if (gw->cev)

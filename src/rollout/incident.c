@@ -607,7 +607,11 @@ int co_incident_render(co_buf *out, co_store *st, const co_config *cfg, const co
     if (!rc)
         rc = co_buf_puts(out, "## Trigger\n\n");
     if (!rc)
-        rc = co_buf_printf(out, "**%s**: %s\n\n", trigger, in->reason && *in->reason ? in->reason : "(no reason given)");
+        rc = co_buf_printf(out, "**%s**: ", trigger);
+    if (!rc) /* one line, whatever the caller passed */
+        rc = md_cell(out, in->reason && *in->reason ? in->reason : "(no reason given)", 1000);
+    if (!rc)
+        rc = co_buf_puts(out, "\n\n");
     if (!rc)
         rc = render_timeline(out, st, in->workload, ts);
     if (!rc)

@@ -357,8 +357,11 @@ static void test_triggers_as_array(void **state)
     fixture *f = *state;
     co_incident_input in = INPUT;
     in.metrics_json = "{\"triggers\":[{\"name\":\"feedback\",\"value\":0.4,\"threshold\":0.2,\"verdict\":\"breach\"}]}";
+    in.trigger = "feedback";
+    in.reason = "negative feedback 40%\nvs 20% | relative";
     char *md = render(f, &in);
     assert_non_null(strstr(md, "| feedback | 0.4 | 0.2 | **breach** |"));
+    assert_non_null(strstr(md, "**feedback**: negative feedback 40% vs 20% \\| relative\n\n")); /* one line */
     assert_null(strstr(md, "Other figures in the snapshot"));
     free(md);
 }
