@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "co_test.h"
+#include "pg_cluster.h"
 #include "cutover/control.h"
 #include "cutover/rollout.h"
 #include "cutover/util.h"
@@ -27,7 +28,7 @@
 #define STEP 300 /* fake ms per tick: one 30 s interval at time scale 100 */
 
 #define CFG_TMPL \
-    "store: sqlite:%s/c.db\n" \
+    "store: \"%s\"\n" \
     "log_level: error\n" \
     "providers: {oa: {kind: openai}}\n" \
     "models:\n" \
@@ -49,6 +50,12 @@
     "  interval: 30s\n" \
     "  retain_incumbent: 5m\n" \
     "  triggers: {min_samples: 100}\n"
+
+/* CO_TEST_STORE=postgres runs every test on a throwaway PostgreSQL cluster
+ * (a schema per test), as a fleet would share one store. */
+static int g_pg, g_seq;
+static co_pg_cluster g_cluster;
+#define PG_DB "rollout"
 
 typedef struct fx {
     char *dir;
@@ -74,8 +81,19 @@ static int setup(void **state)
 {
     fx *f = calloc(1, sizeof *f);
     f->dir = co_test_tmpdir();
-    char cfg[4096];
-    snprintf(cfg, sizeof cfg, CFG_TMPL, f->dir);
+    char url[1024], cfg[4096];
+    if (g_pg) {
+        char schema[32], why[1024];
+        snprintf(schema, sizeof schema, "r%d", ++g_seq);
+        if (co_pg_cluster_createschema(&g_cluster, PG_DB, schema, why, sizeof why) != 0) {
+            fprintf(stderr, "postgres: %s\n", why);
+            return -1;
+        }
+        co_pg_cluster_url_schema(&g_cluster, PG_DB, schema, url, sizeof url);
+    } else {
+        snprintf(url, sizeof url, "sqlite:%s/c.db", f->dir);
+    }
+    snprintf(cfg, sizeof cfg, CFG_TMPL, url);
     co_diags d = {0};
     if (co_config_load_string(&f->cfg, cfg, "t.yaml", &d) < 0) {
         co_diags_print(&d, stderr);
@@ -591,5 +609,24 @@ int main(void)
         T(test_abandoned_pending_is_begun),
         cmocka_unit_test(test_clock),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    const char *which = getenv("CO_TEST_STORE");
+    if (which && !strcmp(which, "postgres")) {
+        char why[2048];
+        int rc = co_pg_cluster_start(&g_cluster, why, sizeof why);
+        if (rc == CO_PG_SKIP) {
+            printf("SKIPPED: needs a PostgreSQL server: %s\n", why);
+            return 77;
+        }
+        if (rc != 0 || co_pg_cluster_createdb(&g_cluster, PG_DB, why, sizeof why) != 0) {
+            fprintf(stderr, "cannot start a throwaway PostgreSQL cluster: %s\n", why);
+            co_pg_cluster_destroy(&g_cluster);
+            return 1;
+        }
+        g_pg = 1;
+    }
+    int failed = cmocka_run_group_tests_name(g_pg ? "rollout controller on postgres" : "rollout controller on sqlite",
+                                             tests, NULL, NULL);
+    if (g_pg)
+        co_pg_cluster_destroy(&g_cluster);
+    return failed;
 }
