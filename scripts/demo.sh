@@ -113,3 +113,79 @@ esac
 [ -d "$OUT/eval-report" ] && echo "reports: $(cd "$OUT/eval-report" && ls | tr '\n' ' ')in $OUT/eval-report"
 
 step "done: the demo folder is $OUT"
+
+# ---------------------------------------------------------------------------
+# rollout (issue 5): a staged rollout in compressed time, a candidate fault,
+# the automatic rollback and its incident report. Self-contained: its own
+# sim, gateway, config and store under $OUT/rollout.
+# ---------------------------------------------------------------------------
+step "rollout: shadow → canary 5% → 25% → 100%, at --time-scale 600 (a 5-minute hold passes in half a second)"
+RO="$OUT/rollout"
+mkdir -p "$RO"
+cat > "$RO/sim.yaml" <<'YAML'
+seed: 5
+models:
+  gpt-4o: {provider: openai, template: "{\"answer\": \"{{last_user}}\"}", latency: {ttft: 5ms, jitter: 0.2}}
+  gpt-4.1: {provider: openai, template: "{\"answer\": \"{{last_user}}\"}", latency: {ttft: 5ms, jitter: 0.2}}
+YAML
+"$BIN" sim --listen 127.0.0.1:0 --scenario "$RO/sim.yaml" --port-file "$RO/sim.port" >"$RO/sim.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 1 100); do [ -s "$RO/sim.port" ] && break; sleep 0.05; done
+RSIM="http://127.0.0.1:$(cat "$RO/sim.port")"
+cat > "$RO/cutover.yaml" <<YAML
+listen: 127.0.0.1:0
+workers: 2
+store: sqlite:$RO/cutover.db
+log_level: warn
+recorder: {flush_interval: 50ms}
+providers:
+  openai: {kind: openai, base_url: "$RSIM/v1", api_key_env: OPENAI_API_KEY}
+models:
+  gpt-4o: {provider: openai, price_input: 2.5, price_output: 10}
+  gpt-4.1: {provider: openai, price_input: 2, price_output: 8}
+workloads:
+  extract:
+    match: {models: [extractor]}
+    incumbent: gpt-4o
+    candidate: gpt-4.1
+    contract: {format: json}
+rollout:
+  stages: [{mode: shadow, hold: 2m}, {percent: 5, hold: 5m}, {percent: 25, hold: 5m}, {percent: 100}]
+  interval: 10s
+  retain_incumbent: 30d
+  triggers: {min_samples: 40}
+YAML
+"$BIN" serve -c "$RO/cutover.yaml" --port-file "$RO/gw.port" --time-scale 600 >"$RO/gateway.out" 2>"$RO/gateway.log" &
+pids+=($!)
+for _ in $(seq 1 100); do [ -s "$RO/gw.port" ] && break; sleep 0.05; done
+RGW="http://127.0.0.1:$(cat "$RO/gw.port")"
+head -n 1 "$RO/gateway.out"
+"$BIN" rollout start extract -c "$RO/cutover.yaml" --reason "demo: move extraction to gpt-4.1"
+
+# steady traffic from many users until the end of the demo
+( seq 1 1000000 | xargs -P 6 -I{} curl -sS -o /dev/null "$RGW/v1/chat/completions" \
+    -H 'Content-Type: application/json' \
+    -d '{"model":"extractor","user":"user-{}","messages":[{"role":"user","content":"invoice {}"}]}' ) 2>/dev/null &
+pids+=($!)
+
+ro_wait() { # ro_wait PATTERN: until `rollout status --json` shows it (60 s at most)
+  for _ in $(seq 1 600); do
+    "$BIN" rollout status extract -c "$RO/cutover.yaml" --json | grep -q "$1" && return 0
+    sleep 0.1
+  done
+  echo "timed out waiting for $1"; "$BIN" rollout status extract -c "$RO/cutover.yaml"; exit 1
+}
+ro_wait '"label": "canary 25%"'
+"$BIN" rollout status extract -c "$RO/cutover.yaml"
+
+step "rollout: the candidate starts failing 30% of its requests (sim fault hook)"
+curl -sS -o /dev/null -X POST "$RSIM/_sim/models/gpt-4.1" -H 'Content-Type: application/json' \
+  -d '{"faults":{"error_500":0.3}}'
+ro_wait '"state": "rolled_back"'
+grep 'rolled back' "$RO/gateway.log" | tail -n 1
+"$BIN" rollout status extract -c "$RO/cutover.yaml"
+
+step "rollout: cutover report incident latest (written automatically on the rollback)"
+"$BIN" report incident latest -c "$RO/cutover.yaml" | head -n 40
+echo "  ..."
+step "rollout demo done: $RO"

@@ -66,6 +66,7 @@ typedef struct co_triggers_conf {
     double quality_fail_delta;      /* points more contract failures */
     double feedback_negative_rel;   /* percent higher (relative) negative rate */
     int64_t min_samples;
+    int64_t min_feedback;           /* ratings per arm before the feedback trigger judges */
     double confidence;
 } co_triggers_conf;
 

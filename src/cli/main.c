@@ -16,6 +16,7 @@ extern const co_cli_cmd co_cmd_rollback;
 extern const co_cli_cmd co_cmd_pairs;
 extern const co_cli_cmd co_cmd_report;
 extern const co_cli_cmd co_cmd_eval;
+extern const co_cli_cmd co_cmd_rollout;
 
 const co_cli_cmd *const co_cli_commands[] = {
     &co_cmd_init,
@@ -25,6 +26,7 @@ const co_cli_cmd *const co_cli_commands[] = {
     &co_cmd_serve,
     &co_cmd_status,
     &co_cmd_mode,
+    &co_cmd_rollout,
     &co_cmd_rollback,
     &co_cmd_pairs,
     &co_cmd_report,

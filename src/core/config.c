@@ -101,6 +101,8 @@ static const co_opt triggers_opts[] = {
      "roll back when the negative feedback rate is this many percent higher (relative)"),
     OPTN("min_samples", CO_T_INT, F(co_triggers_conf, min_samples), 1, 100000000, "200",
      "requests per arm before a trigger can judge"),
+    OPTN("min_feedback", CO_T_INT, F(co_triggers_conf, min_feedback), 1, 100000000, "50",
+     "feedback ratings per arm before the feedback trigger can judge"),
     OPTN("confidence", CO_T_DOUBLE, F(co_triggers_conf, confidence), 0.5, 0.9999, "0.95",
      "confidence of each trigger's statistical test"),
     END,
