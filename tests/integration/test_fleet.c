@@ -287,8 +287,8 @@ typedef struct prober {
     volatile int stop;
     volatile int armed;      /* the command has been started */
     volatile long before;    /* consecutive `from` answers so far (before armed) */
-    int64_t first_to_us;     /* when the first `to` answer arrived (0: none yet) */
-    long after;              /* answers after the first `to` */
+    volatile int64_t first_to_us; /* when the first `to` answer arrived (0: none yet) */
+    volatile long after;     /* answers after the first `to` */
     long flaps;              /* `from` answers after a `to` one */
     long bad;                /* not 200, or no arm */
     long total;
@@ -491,12 +491,12 @@ typedef struct traffic {
     volatile int stop;
     pthread_t th[NREP];
     int nth;
-    long sent[NREP], ok[NREP];
+    long sent[NREP], ok[NREP]; /* per thread */
     /* test 3: every acknowledged request id, per replica */
     char (*ids[NREP])[33];
     size_t nids[NREP], cap[NREP];
     volatile int outage;     /* 1 while the database is down */
-    long ok_in_outage[NREP];
+    long ok_in_outage[NREP];  /* per thread */
 } traffic;
 
 typedef struct traffic_arg {
@@ -529,11 +529,11 @@ static void *traffic_main(void *arg)
         int outage = t->outage;
         co_test_http h;
         gwf_do(c[k], &h, "POST", t->fx->r[k].chat_url, GWF_OA, body, 10000);
-        t->sent[k]++;
+        t->sent[id]++;
         if (h.status == 200) {
-            t->ok[k]++;
+            t->ok[id]++;
             if (outage && t->outage)
-                t->ok_in_outage[k]++;
+                t->ok_in_outage[id]++;
         }
         gwf_header(&h, "X-Cutover-Request-Id", rid, sizeof rid);
         if (fixed && h.status == 200 && rid[0]) {
