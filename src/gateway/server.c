@@ -2878,10 +2878,34 @@ static void not_found(gw_worker *w, struct evhttp_request *ev, const char *path)
     reply_api_error(w, ev, CO_API_OPENAI, 404, CO_CHAT_ERR_NOT_FOUND, id, "none", NULL, msg);
 }
 
+/* evhttp has one timeout per connection for reading and writing. The
+ * header timeout guards the wait for a request (slow headers, idle keep-alive);
+ * while a reply is being written a client may pause reading far longer (a
+ * busy or throttled consumer of a long stream), so the connection gets the
+ * write timeout until its reply is done, then the header timeout again. */
+#define GW_CLIENT_WRITE_TIMEOUT_S 60
+
+static void on_reply_done(struct evhttp_request *ev, void *arg)
+{
+    gw_worker *w = arg;
+    struct evhttp_connection *evcon = evhttp_request_get_connection(ev);
+    if (evcon && w->gen) {
+        int64_t ms = w->gen->cfg->limits.header_timeout_ms;
+        struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+        evhttp_connection_set_timeout_tv(evcon, &tv);
+    }
+}
+
 static void on_http(struct evhttp_request *ev, void *arg)
 {
     gw_worker *w = arg;
     co_gateway *gw = w->gw;
+    struct evhttp_connection *evcon = evhttp_request_get_connection(ev);
+    if (evcon && w->gen->cfg->limits.header_timeout_ms < GW_CLIENT_WRITE_TIMEOUT_S * 1000) {
+        struct timeval tv = {GW_CLIENT_WRITE_TIMEOUT_S, 0};
+        evhttp_connection_set_timeout_tv(evcon, &tv);
+        evhttp_request_set_on_complete_cb(ev, on_reply_done, w);
+    }
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(ev);
     const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
     if (!path || !*path)
