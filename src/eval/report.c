@@ -3,6 +3,7 @@
  * atomic writes into the output directory, and the escaping every renderer
  * shares. */
 #include <math.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -164,6 +165,22 @@ int co__esc_xml_attr(co_buf *b, const char *s)
         p++;
     }
     return rc;
+}
+
+void co__rw_put(co__rw *w, const char *s)
+{
+    if (!w->rc)
+        w->rc = co_buf_puts(w->b, s);
+}
+
+void co__rw_printf(co__rw *w, const char *fmt, ...)
+{
+    if (w->rc)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    w->rc = co_buf_vprintf(w->b, fmt, ap);
+    va_end(ap);
 }
 
 int co__esc_xml(co_buf *b, const char *s)

@@ -8,6 +8,15 @@
 #include "cutover/buf.h"
 #include "eval/compare_int.h"
 
+/* A sticky writer: the first failed append is kept in rc and every later
+ * write is skipped, so a renderer checks rc once at the end. */
+typedef struct co__rw {
+    co_buf *b;
+    int rc;
+} co__rw;
+void co__rw_put(co__rw *w, const char *s);
+void co__rw_printf(co__rw *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 /* Text for HTML and XML content and attribute values: & < > " ' escaped;
  * bytes XML 1.0 does not allow (controls other than tab, LF, CR) and
  * invalid UTF-8 become U+FFFD, so any stored output renders safely. */

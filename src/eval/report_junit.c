@@ -15,26 +15,7 @@
 #include "cutover/error.h"
 #include "eval/report_int.h"
 
-typedef struct xw {
-    co_buf *b;
-    int rc;
-} xw;
-
-static void put(xw *x, const char *s)
-{
-    if (!x->rc)
-        x->rc = co_buf_puts(x->b, s);
-}
-
-__attribute__((format(printf, 2, 3))) static void pf(xw *x, const char *fmt, ...)
-{
-    if (x->rc)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    x->rc = co_buf_vprintf(x->b, fmt, ap);
-    va_end(ap);
-}
+typedef co__rw xw;
 
 static void esc(xw *x, const char *s)
 {
@@ -44,10 +25,10 @@ static void esc(xw *x, const char *s)
 
 static void attr(xw *x, const char *name, const char *value)
 {
-    pf(x, " %s=\"", name);
+    co__rw_printf(x, " %s=\"", name);
     if (!x->rc)
         x->rc = co__esc_xml_attr(x->b, value ? value : "");
-    put(x, "\"");
+    co__rw_put(x, "\"");
 }
 
 /* JUnit's timestamp: ISO 8601 without a zone (the run's start, UTC). */
@@ -146,7 +127,7 @@ static void suite(xw *x, const co_eval_analysis *a, const co__workload *w, const
     size_t tests = 0, fail = 0, err = 0, skip = 0;
     double secs = 0;
     counts(a, w, &tests, &fail, &err, &skip, &secs);
-    put(x, "  <testsuite");
+    co__rw_put(x, "  <testsuite");
     char *name = NULL;
     if (asprintf(&name, "gate: %s", w->name) < 0) {
         x->rc = co_error_set(CO_ENOMEM, "out of memory");
@@ -154,30 +135,30 @@ static void suite(xw *x, const co_eval_analysis *a, const co__workload *w, const
     }
     attr(x, "name", name);
     free(name);
-    pf(x, " tests=\"%zu\" failures=\"%zu\" errors=\"%zu\" skipped=\"%zu\" time=\"%.3f\"", tests, fail, err, skip, secs);
+    co__rw_printf(x, " tests=\"%zu\" failures=\"%zu\" errors=\"%zu\" skipped=\"%zu\" time=\"%.3f\"", tests, fail, err, skip, secs);
     attr(x, "timestamp", timestamp);
-    put(x, ">\n    <properties>\n");
-    put(x, "      <property name=\"verdict\"");
+    co__rw_put(x, ">\n    <properties>\n");
+    co__rw_put(x, "      <property name=\"verdict\"");
     attr(x, "value", w->compared ? co_gate_verdict_name(w->verdict) : "inconclusive");
-    put(x, "/>\n");
+    co__rw_put(x, "/>\n");
     for (int arm = 0; arm < 2; arm++) {
         if (!w->arm[arm].present)
             continue;
-        pf(x, "      <property name=\"%s.model\"", co__arm_name(arm));
+        co__rw_printf(x, "      <property name=\"%s.model\"", co__arm_name(arm));
         attr(x, "value", w->arm[arm].model ? w->arm[arm].model : "");
-        pf(x, "/>\n      <property name=\"%s.run\" value=\"%" PRId64 "\"/>\n", co__arm_name(arm), w->arm[arm].run_id);
+        co__rw_printf(x, "/>\n      <property name=\"%s.run\" value=\"%" PRId64 "\"/>\n", co__arm_name(arm), w->arm[arm].run_id);
     }
-    put(x, "    </properties>\n");
+    co__rw_put(x, "    </properties>\n");
 
     gate_line gl[4];
     size_t ng = gate_lines(w, gl);
     if (!w->compared) {
-        put(x, "    <testcase classname=\"");
+        co__rw_put(x, "    <testcase classname=\"");
         esc(x, w->name);
-        put(x, ".gate\" name=\"compared\" time=\"0\">\n      <skipped message=\"only one arm ran\"/>\n    </testcase>\n");
+        co__rw_put(x, ".gate\" name=\"compared\" time=\"0\">\n      <skipped message=\"only one arm ran\"/>\n    </testcase>\n");
     }
     for (size_t i = 0; i < ng; i++) {
-        put(x, "    <testcase");
+        co__rw_put(x, "    <testcase");
         char *cls = NULL;
         if (asprintf(&cls, "%s.gate", w->name) < 0) {
             x->rc = co_error_set(CO_ENOMEM, "out of memory");
@@ -186,25 +167,25 @@ static void suite(xw *x, const co_eval_analysis *a, const co__workload *w, const
         attr(x, "classname", cls);
         free(cls);
         attr(x, "name", gl[i].name);
-        put(x, " time=\"0\">\n");
+        co__rw_put(x, " time=\"0\">\n");
         int as_fail = gl[i].verdict == CO_GATE_FAIL || (gl[i].verdict == CO_GATE_INCONCLUSIVE && a->inconclusive_as == 1);
         if (as_fail) {
-            put(x, "      <failure");
+            co__rw_put(x, "      <failure");
             attr(x, "message", gl[i].message);
             attr(x, "type", gl[i].verdict == CO_GATE_FAIL ? "gate" : "inconclusive");
-            put(x, ">");
+            co__rw_put(x, ">");
             esc(x, gl[i].detail);
-            put(x, "</failure>\n");
+            co__rw_put(x, "</failure>\n");
         } else if (gl[i].verdict == CO_GATE_INCONCLUSIVE && a->inconclusive_as == 0) {
-            put(x, "      <skipped");
+            co__rw_put(x, "      <skipped");
             attr(x, "message", gl[i].message);
-            put(x, "/>\n");
+            co__rw_put(x, "/>\n");
         } else {
-            put(x, "      <system-out>");
+            co__rw_put(x, "      <system-out>");
             esc(x, gl[i].message);
-            put(x, "</system-out>\n");
+            co__rw_put(x, "</system-out>\n");
         }
-        put(x, "    </testcase>\n");
+        co__rw_put(x, "    </testcase>\n");
     }
     for (size_t i = w->first; i < w->first + w->count; i++) {
         const co__result *r = &a->results[i];
@@ -217,38 +198,38 @@ static void suite(xw *x, const co_eval_analysis *a, const co__workload *w, const
             x->rc = co_error_set(CO_ENOMEM, "out of memory");
             return;
         }
-        put(x, "    <testcase");
+        co__rw_put(x, "    <testcase");
         attr(x, "classname", cls);
         attr(x, "name", nm);
         free(cls);
         free(nm);
-        pf(x, " time=\"%.3f\"", isfinite(r->latency_ms) && r->latency_ms > 0 ? r->latency_ms / 1000.0 : 0.0);
+        co__rw_printf(x, " time=\"%.3f\"", isfinite(r->latency_ms) && r->latency_ms > 0 ? r->latency_ms / 1000.0 : 0.0);
         if (r->passed && !r->error) {
-            put(x, "/>\n");
+            co__rw_put(x, "/>\n");
             continue;
         }
-        put(x, ">\n");
+        co__rw_put(x, ">\n");
         if (r->error) {
-            put(x, "      <error");
+            co__rw_put(x, "      <error");
             attr(x, "message", r->error);
             attr(x, "type", "call");
-            put(x, "/>\n");
+            co__rw_put(x, "/>\n");
         } else {
-            put(x, "      <failure");
+            co__rw_put(x, "      <failure");
             attr(x, "message", r->n_reasons ? r->reasons[0] : "the case failed");
             attr(x, "type", "assertion");
-            put(x, ">");
+            co__rw_put(x, ">");
             for (size_t k = 0; k < r->n_reasons; k++) {
                 esc(x, r->reasons[k]);
-                put(x, "\n");
+                co__rw_put(x, "\n");
             }
-            put(x, "output:\n");
+            co__rw_put(x, "output:\n");
             esc(x, r->output ? r->output : "");
-            put(x, "</failure>\n");
+            co__rw_put(x, "</failure>\n");
         }
-        put(x, "    </testcase>\n");
+        co__rw_put(x, "    </testcase>\n");
     }
-    put(x, "  </testsuite>\n");
+    co__rw_put(x, "  </testsuite>\n");
 }
 
 int co__render_junit(co_buf *b, const co_eval_analysis *a)
@@ -260,13 +241,13 @@ int co__render_junit(co_buf *b, const co_eval_analysis *a)
     for (size_t i = 0; i < a->n_w; i++)
         counts(a, &a->w[i], &tests, &fail, &err, &skip, &secs);
     ts(stamp, sizeof stamp, a->n_runs ? a->runs[0].started_ms : 0);
-    put(&x, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"cutover eval\"");
-    pf(&x, " tests=\"%zu\" failures=\"%zu\" errors=\"%zu\" skipped=\"%zu\" time=\"%.3f\"", tests, fail, err, skip, secs);
+    co__rw_put(&x, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"cutover eval\"");
+    co__rw_printf(&x, " tests=\"%zu\" failures=\"%zu\" errors=\"%zu\" skipped=\"%zu\" time=\"%.3f\"", tests, fail, err, skip, secs);
     if (*stamp)
         attr(&x, "timestamp", stamp);
-    put(&x, ">\n");
+    co__rw_put(&x, ">\n");
     for (size_t i = 0; i < a->n_w && !x.rc; i++)
         suite(&x, a, &a->w[i], stamp);
-    put(&x, "</testsuites>\n");
+    co__rw_put(&x, "</testsuites>\n");
     return x.rc;
 }

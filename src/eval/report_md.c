@@ -11,26 +11,7 @@
 #include "cutover/error.h"
 #include "eval/report_int.h"
 
-typedef struct md {
-    co_buf *b;
-    int rc;
-} md;
-
-static void put(md *m, const char *s)
-{
-    if (!m->rc)
-        m->rc = co_buf_puts(m->b, s);
-}
-
-__attribute__((format(printf, 2, 3))) static void pf(md *m, const char *fmt, ...)
-{
-    if (m->rc)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    m->rc = co_buf_vprintf(m->b, fmt, ap);
-    va_end(ap);
-}
+typedef co__rw md;
 
 static void esc(md *m, const char *s)
 {
@@ -49,90 +30,90 @@ static void rate_cell(md *m, const co__group *g, int arm)
     const co__rate *r = &g->rate[arm];
     char p[16], lo[16], hi[16];
     if (!r->n) {
-        put(m, "–");
+        co__rw_put(m, "–");
         return;
     }
     co__fmt_pct(p, sizeof p, co__group_rate(g, arm));
     co__fmt_pct(lo, sizeof lo, r->wilson.lo);
     co__fmt_pct(hi, sizeof hi, r->wilson.hi);
-    pf(m, "%s [%s, %s] (%" PRIu64 "/%" PRIu64 ")", p, lo, hi, r->passed, r->n);
+    co__rw_printf(m, "%s [%s, %s] (%" PRIu64 "/%" PRIu64 ")", p, lo, hi, r->passed, r->n);
 }
 
 static void gate_row(md *m, const char *label, int critical, const co__group *g)
 {
     char d[16], lo[16], hi[16], p[16], ex[96];
-    put(m, "| ");
+    co__rw_put(m, "| ");
     esc(m, label);
     if (critical)
-        put(m, " · critical");
-    pf(m, " | **%s** | ", g->gated ? upper(g->verdict) : "–");
+        co__rw_put(m, " · critical");
+    co__rw_printf(m, " | **%s** | ", g->gated ? upper(g->verdict) : "–");
     rate_cell(m, g, CO__INC);
-    put(m, " | ");
+    co__rw_put(m, " | ");
     rate_cell(m, g, CO__CAND);
     if (g->pairs) {
         co__fmt_pts(d, sizeof d, g->paired.diff.est);
         co__fmt_pts(lo, sizeof lo, g->gated ? g->gate_ci.lo : g->paired.diff.lo);
         co__fmt_pts(hi, sizeof hi, g->gated ? g->gate_ci.hi : g->paired.diff.hi);
         co__fmt_p(p, sizeof p, g->paired.p_exact);
-        pf(m, " | %s [%s, %s] | %" PRIu64 " / %" PRIu64 " | %s", d, lo, hi, g->t.inc_only, g->t.cand_only, p);
+        co__rw_printf(m, " | %s [%s, %s] | %" PRIu64 " / %" PRIu64 " | %s", d, lo, hi, g->t.inc_only, g->t.cand_only, p);
     } else {
-        put(m, " | – | – | –");
+        co__rw_put(m, " | – | – | –");
     }
     if (!g->gated)
-        put(m, " | – | ");
+        co__rw_put(m, " | – | ");
     else if (g->zero_tolerance)
-        put(m, " | no regression | ");
+        co__rw_put(m, " | no regression | ");
     else
-        pf(m, " | drop ≤ %g pts | ", g->max_drop);
+        co__rw_printf(m, " | drop ≤ %g pts | ", g->max_drop);
     co__fmt_extra(ex, sizeof ex, g->verdict == CO_GATE_INCONCLUSIVE ? g->extra_cases : 0);
     esc(m, ex);
-    put(m, " |\n");
+    co__rw_put(m, " |\n");
 }
 
 static void ratio_gate_row(md *m, const char *wname, const char *label, const co__ratio_gate *g, int pct)
 {
     char e[32], lo[32], hi[32], ex[96];
-    put(m, "| ");
+    co__rw_put(m, "| ");
     esc(m, wname);
-    pf(m, " | %s | **%s** | ", label, upper(g->verdict));
+    co__rw_printf(m, " | %s | **%s** | ", label, upper(g->verdict));
     if (g->computed && pct) {
         snprintf(e, sizeof e, "%+.1f%%", round(g->est * 10) / 10 + 0.0);
         snprintf(lo, sizeof lo, "%+.1f%%", round(g->lo * 10) / 10 + 0.0);
         snprintf(hi, sizeof hi, "%+.1f%%", round(g->hi * 10) / 10 + 0.0);
-        pf(m, "%s [%s, %s] | ≤ +%g%%", e, lo, hi, g->max);
+        co__rw_printf(m, "%s [%s, %s] | ≤ +%g%%", e, lo, hi, g->max);
     } else if (g->computed) {
         co__fmt_ratio(e, sizeof e, g->est);
         co__fmt_ratio(lo, sizeof lo, g->lo);
         co__fmt_ratio(hi, sizeof hi, g->hi);
-        pf(m, "%s [%s, %s] | ≤ %gx", e, lo, hi, g->max);
+        co__rw_printf(m, "%s [%s, %s] | ≤ %gx", e, lo, hi, g->max);
     } else {
-        pf(m, "– | %s%g%s", pct ? "≤ +" : "≤ ", g->max, pct ? "%" : "x");
+        co__rw_printf(m, "– | %s%g%s", pct ? "≤ +" : "≤ ", g->max, pct ? "%" : "x");
     }
-    put(m, " | ");
+    co__rw_put(m, " | ");
     co__fmt_extra(ex, sizeof ex, g->verdict == CO_GATE_INCONCLUSIVE ? g->extra_cases : 0);
     if (g->note && g->verdict == CO_GATE_INCONCLUSIVE) {
         esc(m, g->note);
         if (*ex)
-            put(m, "; ");
+            co__rw_put(m, "; ");
     }
     esc(m, ex);
-    put(m, " |\n");
+    co__rw_put(m, " |\n");
 }
 
 static void run_table(md *m, const co_eval_analysis *a)
 {
     char t[32];
-    put(m, "| run | role | suite | status | started | finished |\n|---|---|---|---|---|---|\n");
+    co__rw_put(m, "| run | role | suite | status | started | finished |\n|---|---|---|---|---|---|\n");
     for (size_t i = 0; i < a->n_runs; i++) {
         const co__run_info *r = &a->runs[i];
-        pf(m, "| %" PRId64 " | %s | ", r->id, r->role);
+        co__rw_printf(m, "| %" PRId64 " | %s | ", r->id, r->role);
         esc(m, r->suite ? r->suite : "");
-        put(m, " | ");
+        co__rw_put(m, " | ");
         esc(m, r->status ? r->status : "");
         co__fmt_time(t, sizeof t, r->started_ms);
-        pf(m, " | %s | ", *t ? t : "–");
+        co__rw_printf(m, " | %s | ", *t ? t : "–");
         co__fmt_time(t, sizeof t, r->finished_ms);
-        pf(m, "%s |\n", *t ? t : "–");
+        co__rw_printf(m, "%s |\n", *t ? t : "–");
     }
 }
 
@@ -150,11 +131,11 @@ static void metrics_rows(md *m, const co__workload *w, const char *label)
         co__fmt_pct(er, sizeof er, x->n ? (double)x->errors / (double)x->n : NAN);
         if (x->has_monthly)
             co__fmt_usd(mo, sizeof mo, x->monthly_cost);
-        put(m, "| ");
+        co__rw_put(m, "| ");
         esc(m, label);
-        pf(m, " | %s | ", co__arm_name(arm));
+        co__rw_printf(m, " | %s | ", co__arm_name(arm));
         esc(m, x->model ? x->model : "–");
-        pf(m, " | %s | %s | %s | %s | %s | %s (%" PRIu64 "/%" PRIu64 ") |\n", c,
+        co__rw_printf(m, " | %s | %s | %s | %s | %s | %s (%" PRIu64 "/%" PRIu64 ") |\n", c,
            x->has_monthly ? mo : "no recorded volume", l0, l1, l2, er, x->errors, x->n);
     }
     if (w->arm[0].present && w->arm[1].present) {
@@ -163,18 +144,18 @@ static void metrics_rows(md *m, const co__workload *w, const char *label)
         co__fmt_ratio(r0, sizeof r0, w->lat_ratio[0]);
         co__fmt_ratio(r1, sizeof r1, w->lat_ratio[1]);
         co__fmt_ratio(r2, sizeof r2, w->lat_ratio[2]);
-        put(m, "| ");
+        co__rw_put(m, "| ");
         esc(m, label);
-        pf(m, " | *candidate / incumbent* | | %s | | %s | %s | %s | |\n", c, r0, r1, r2);
+        co__rw_printf(m, " | *candidate / incumbent* | | %s | | %s | %s | %s | |\n", c, r0, r1, r2);
     }
 }
 
 static void drift_table(md *m, const co__drift *d)
 {
     char a0[16], a1[16], p[16];
-    pf(m, "| feature | incumbent | candidate | p | drift |\n|---|---|---|---|---|\n");
+    co__rw_printf(m, "| feature | incumbent | candidate | p | drift |\n|---|---|---|---|---|\n");
     co__fmt_p(p, sizeof p, d->ks.p);
-    pf(m, "| output length (chars): mean / p50 / p95 | %.0f / %.0f / %.0f | %.0f / %.0f / %.0f | %s (KS D = %.2f) | %s |\n",
+    co__rw_printf(m, "| output length (chars): mean / p50 / p95 | %.0f / %.0f / %.0f | %.0f / %.0f / %.0f | %s (KS D = %.2f) | %s |\n",
        d->len_mean[0], d->len_p50[0], d->len_p95[0], d->len_mean[1], d->len_p50[1], d->len_p95[1], p, d->ks.d,
        d->len_flagged ? "**yes**" : "no");
     for (int k = 0; k < CO__DRIFT_NRATES; k++) {
@@ -182,7 +163,7 @@ static void drift_table(md *m, const co__drift *d)
         co__fmt_pct(a0, sizeof a0, r->n[0] ? (double)r->k[0] / (double)r->n[0] : NAN);
         co__fmt_pct(a1, sizeof a1, r->n[1] ? (double)r->k[1] / (double)r->n[1] : NAN);
         co__fmt_p(p, sizeof p, r->p);
-        pf(m, "| %s | %s | %s | %s | %s |\n", co__drift_rate_name(k), a0, a1, p, r->flagged ? "**yes**" : "no");
+        co__rw_printf(m, "| %s | %s | %s | %s | %s |\n", co__drift_rate_name(k), a0, a1, p, r->flagged ? "**yes**" : "no");
     }
 }
 
@@ -191,22 +172,22 @@ static void side(md *m, const char *arm, const co__result *r)
     char l[24], c[24];
     co__fmt_ms(l, sizeof l, r->latency_ms);
     co__fmt_usd(c, sizeof c, r->cost_usd);
-    pf(m, "**%s** — %s, %s, %s\n\n", arm, r->passed ? "passed" : "failed", l, c);
+    co__rw_printf(m, "**%s** — %s, %s, %s\n\n", arm, r->passed ? "passed" : "failed", l, c);
     if (r->error) {
-        put(m, "Call error: ");
+        co__rw_put(m, "Call error: ");
         esc(m, r->error);
-        put(m, "\n\n");
+        co__rw_put(m, "\n\n");
     }
     for (size_t i = 0; i < r->n_reasons; i++) {
-        put(m, "- ");
+        co__rw_put(m, "- ");
         esc(m, r->reasons[i]);
-        put(m, "\n");
+        co__rw_put(m, "\n");
     }
     if (r->n_reasons)
-        put(m, "\n");
+        co__rw_put(m, "\n");
     if (!m->rc)
         m->rc = co__md_fence(m->b, r->output ? r->output : "");
-    put(m, "\n");
+    co__rw_put(m, "\n");
 }
 
 static void changes(md *m, const co_eval_analysis *a, const co__workload *w, int regress)
@@ -216,22 +197,22 @@ static void changes(md *m, const co_eval_analysis *a, const co__workload *w, int
     const co__pair_ref *v = regress ? w->regressions : w->improvements;
     if (!total)
         return;
-    put(m, "### ");
+    co__rw_put(m, "### ");
     esc(m, w->name);
-    pf(m, ": %zu %s", total, regress ? (total == 1 ? "regression" : "regressions")
+    co__rw_printf(m, ": %zu %s", total, regress ? (total == 1 ? "regression" : "regressions")
                                      : (total == 1 ? "improvement" : "improvements"));
     if (listed < total)
-        pf(m, " (first %zu listed)", listed);
-    put(m, "\n\n");
+        co__rw_printf(m, " (first %zu listed)", listed);
+    co__rw_put(m, "\n\n");
     for (size_t i = 0; i < listed; i++) {
         const co__result *ri = &a->results[v[i].inc], *rc = &a->results[v[i].cand];
-        put(m, "#### ");
+        co__rw_put(m, "#### ");
         esc(m, ri->case_id);
         if (a->repeat > 1)
-            pf(m, " (repeat %d)", ri->repeat);
+            co__rw_printf(m, " (repeat %d)", ri->repeat);
         if (ri->critical)
-            put(m, " — critical");
-        put(m, "\n\n");
+            co__rw_put(m, " — critical");
+        co__rw_put(m, "\n\n");
         side(m, "Incumbent", ri);
         side(m, "Candidate", rc);
     }
@@ -241,41 +222,41 @@ int co__render_md(co_buf *b, const co_eval_analysis *a)
 {
     md m = {.b = b};
     char ex[96];
-    put(&m, "# cutover eval report\n\n");
+    co__rw_put(&m, "# cutover eval report\n\n");
     if (!a->compared) {
-        pf(&m, "**Nothing compared**: only the %s arm ran (exit code 0).\n\n",
+        co__rw_printf(&m, "**Nothing compared**: only the %s arm ran (exit code 0).\n\n",
            a->has_arm[CO__CAND] ? "candidate" : "incumbent");
     } else {
-        pf(&m, "**Verdict: %s** (exit code %d)", upper(a->verdict), co_eval_analysis_exit_code(a));
+        co__rw_printf(&m, "**Verdict: %s** (exit code %d)", upper(a->verdict), co_eval_analysis_exit_code(a));
         co__fmt_extra(ex, sizeof ex, a->verdict == CO_GATE_INCONCLUSIVE ? a->extra_cases : 0);
         if (*ex)
-            pf(&m, " — %s", ex);
-        put(&m, "\n\n");
+            co__rw_printf(&m, " — %s", ex);
+        co__rw_put(&m, "\n\n");
     }
     switch (a->mode) {
-    case CO__MODE_ARMS: put(&m, "Both arms of one run, paired by case and repeat.\n\n"); break;
-    case CO__MODE_BASELINE: put(&m, "A candidate-only run against each workload's saved baseline run.\n\n"); break;
+    case CO__MODE_ARMS: co__rw_put(&m, "Both arms of one run, paired by case and repeat.\n\n"); break;
+    case CO__MODE_BASELINE: co__rw_put(&m, "A candidate-only run against each workload's saved baseline run.\n\n"); break;
     case CO__MODE_RUNS:
-        pf(&m, "Run %" PRId64 " as the incumbent against run %" PRId64 " as the candidate, paired by case and repeat.\n\n",
+        co__rw_printf(&m, "Run %" PRId64 " as the incumbent against run %" PRId64 " as the candidate, paired by case and repeat.\n\n",
            a->run_a, a->run_b);
         break;
     case CO__MODE_SINGLE: break;
     }
     run_table(&m, a);
-    pf(&m, "\nIntervals at %g%% confidence; %d repeat%s per case; %u bootstrap resamples.\n\n", a->level * 100,
+    co__rw_printf(&m, "\nIntervals at %g%% confidence; %d repeat%s per case; %u bootstrap resamples.\n\n", a->level * 100,
        a->repeat, a->repeat == 1 ? "" : "s", a->bootstrap);
 
     if (a->compared) {
-        put(&m, "## Gates\n\n");
-        put(&m, "| workload | verdict | incumbent pass rate | candidate pass rate | difference, pts [interval] "
+        co__rw_put(&m, "## Gates\n\n");
+        co__rw_put(&m, "| workload | verdict | incumbent pass rate | candidate pass rate | difference, pts [interval] "
                 "| regressed / improved | McNemar p | gate | to settle |\n"
                 "|---|---|---|---|---|---|---|---|---|\n");
         for (size_t i = 0; i < a->n_w; i++) {
             const co__workload *w = &a->w[i];
             if (!w->compared) {
-                put(&m, "| ");
+                co__rw_put(&m, "| ");
                 esc(&m, w->name);
-                put(&m, " | **INCONCLUSIVE** | only one arm ran | | | | | | |\n");
+                co__rw_put(&m, " | **INCONCLUSIVE** | only one arm ran | | | | | | |\n");
                 continue;
             }
             gate_row(&m, w->name, 0, &w->all);
@@ -289,7 +270,7 @@ int co__render_md(co_buf *b, const co_eval_analysis *a)
         for (size_t i = 0; i < a->n_w; i++)
             any |= a->w[i].cost.gated || a->w[i].latency.gated;
         if (any) {
-            put(&m, "\n| workload | gate | verdict | estimate [interval] | limit | to settle |\n"
+            co__rw_put(&m, "\n| workload | gate | verdict | estimate [interval] | limit | to settle |\n"
                     "|---|---|---|---|---|---|\n");
             for (size_t i = 0; i < a->n_w; i++) {
                 if (a->w[i].cost.gated)
@@ -298,21 +279,21 @@ int co__render_md(co_buf *b, const co_eval_analysis *a)
                     ratio_gate_row(&m, a->w[i].name, "latency p95 ratio", &a->w[i].latency, 0);
             }
         }
-        put(&m, "\n");
+        co__rw_put(&m, "\n");
     } else {
-        put(&m, "## Pass rates\n\n| workload | arm | pass rate |\n|---|---|---|\n");
+        co__rw_put(&m, "## Pass rates\n\n| workload | arm | pass rate |\n|---|---|---|\n");
         for (size_t i = 0; i < a->n_w; i++) {
             int arm = a->w[i].arm[CO__INC].present ? CO__INC : CO__CAND;
-            put(&m, "| ");
+            co__rw_put(&m, "| ");
             esc(&m, a->w[i].name);
-            pf(&m, " | %s | ", co__arm_name(arm));
+            co__rw_printf(&m, " | %s | ", co__arm_name(arm));
             rate_cell(&m, &a->w[i].all, arm);
-            put(&m, " |\n");
+            co__rw_put(&m, " |\n");
         }
-        put(&m, "\n");
+        co__rw_put(&m, "\n");
     }
 
-    put(&m, "## Cost and latency\n\nCost per request and latency over successful calls; monthly cost "
+    co__rw_put(&m, "## Cost and latency\n\nCost per request and latency over successful calls; monthly cost "
             "at the volume recorded over the last 30 days.\n\n"
             "| workload | arm | model | cost / request | monthly cost | p50 | p95 | p99 | errors |\n"
             "|---|---|---|---|---|---|---|---|---|\n");
@@ -320,35 +301,35 @@ int co__render_md(co_buf *b, const co_eval_analysis *a)
         metrics_rows(&m, &a->w[i], a->w[i].name);
     if (a->n_w > 1)
         metrics_rows(&m, &a->overall, "overall");
-    put(&m, "\n");
+    co__rw_put(&m, "\n");
 
     if (a->compared) {
-        put(&m, "## Format drift\n\n");
+        co__rw_put(&m, "## Format drift\n\n");
         for (size_t i = 0; i <= a->n_w; i++) {
             const co__workload *w = i < a->n_w ? &a->w[i] : &a->overall;
             if (i == a->n_w && a->n_w < 2)
                 break;
             if (!w->drift.computed)
                 continue;
-            put(&m, "### ");
+            co__rw_put(&m, "### ");
             esc(&m, w->name ? w->name : "overall");
-            put(&m, "\n\n");
+            co__rw_put(&m, "\n\n");
             drift_table(&m, &w->drift);
-            put(&m, "\n");
+            co__rw_put(&m, "\n");
         }
-        put(&m, "## Regressions\n\nPassed on the incumbent, failed on the candidate.\n\n");
+        co__rw_put(&m, "## Regressions\n\nPassed on the incumbent, failed on the candidate.\n\n");
         if (!a->overall.n_regressions)
-            put(&m, "None.\n\n");
+            co__rw_put(&m, "None.\n\n");
         for (size_t i = 0; i < a->n_w; i++)
             changes(&m, a, &a->w[i], 1);
-        put(&m, "## Improvements\n\nFailed on the incumbent, passed on the candidate.\n\n");
+        co__rw_put(&m, "## Improvements\n\nFailed on the incumbent, passed on the candidate.\n\n");
         if (!a->overall.n_improvements)
-            put(&m, "None.\n\n");
+            co__rw_put(&m, "None.\n\n");
         for (size_t i = 0; i < a->n_w; i++)
             changes(&m, a, &a->w[i], 0);
     }
 
-    put(&m, "## How to read this\n\n"
+    co__rw_put(&m, "## How to read this\n\n"
             "- Pass rates carry Wilson score intervals. The difference is candidate − incumbent in "
             "points on the same (case, repeat) pairs, with Newcombe's paired interval (widened to the "
             "case-level paired bootstrap when cases repeat); the p-value is the exact McNemar test on "
