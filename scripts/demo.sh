@@ -12,7 +12,8 @@ rm -rf "$OUT"
 mkdir -p "$OUT"
 OUT=$(realpath "$OUT")
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; }
+# newest first: the traffic generator before the gateway, the gateway before the sim
+cleanup() { for ((i = ${#pids[@]} - 1; i >= 0; i--)); do kill "${pids[i]}" 2>/dev/null || true; wait "${pids[i]}" 2>/dev/null || true; done; }
 trap cleanup EXIT
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
@@ -163,9 +164,10 @@ head -n 1 "$RO/gateway.out"
 "$BIN" rollout start extract -c "$RO/cutover.yaml" --reason "demo: move extraction to gpt-4.1"
 
 # steady traffic from many users until the end of the demo
-( seq 1 1000000 | xargs -P 6 -I{} curl -sS -o /dev/null "$RGW/v1/chat/completions" \
+# ($! is xargs itself, so the cleanup on exit stops it)
+seq 1 1000000 | xargs -P 6 -I{} curl -sS -o /dev/null "$RGW/v1/chat/completions" \
     -H 'Content-Type: application/json' \
-    -d '{"model":"extractor","user":"user-{}","messages":[{"role":"user","content":"invoice {}"}]}' ) 2>/dev/null &
+    -d '{"model":"extractor","user":"user-{}","messages":[{"role":"user","content":"invoice {}"}]}' 2>/dev/null &
 pids+=($!)
 
 ro_wait() { # ro_wait PATTERN: until `rollout status --json` shows it (60 s at most)
