@@ -38,6 +38,10 @@ int co_parse_duration_ms(const char *s, int64_t *out_ms);
 int co_parse_size(const char *s, int64_t *out_bytes);
 /* Formats ms exactly as "48h", "1h30m", "1s234ms", "250ms" (parseable again). */
 const char *co_format_duration(int64_t ms, char *buf, size_t n);
+/* Formats a time left for people: rounded up to the second, at most two
+ * units ("3d4h", "2h15m", "1m40s", "40s"), "250ms" under a second, "0s" when
+ * none is left. */
+const char *co_format_duration_left(int64_t ms, char *buf, size_t n);
 
 /* Reads a whole file (at most max bytes) into a malloc'd NUL-terminated
  * string the caller frees. */

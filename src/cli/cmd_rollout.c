@@ -64,25 +64,6 @@ static void actor(char *out, size_t n)
     snprintf(out, n, "user:%s", u && *u ? u : "cli");
 }
 
-static void human(int64_t ms, char *buf, size_t n)
-{
-    if (ms <= 0) {
-        snprintf(buf, n, "0s");
-        return;
-    }
-    int64_t s = (ms + 999) / 1000;
-    if (s >= 86400)
-        snprintf(buf, n, "%lldd%lldh", (long long)(s / 86400), (long long)(s % 86400 / 3600));
-    else if (s >= 3600)
-        snprintf(buf, n, "%lldh%lldm", (long long)(s / 3600), (long long)(s % 3600 / 60));
-    else if (s >= 60)
-        snprintf(buf, n, "%lldm%llds", (long long)(s / 60), (long long)(s % 60));
-    else if (ms >= 1000)
-        snprintf(buf, n, "%llds", (long long)s);
-    else
-        snprintf(buf, n, "%lldms", (long long)ms);
-}
-
 static void fmt_need(uint64_t v, char *buf, size_t n)
 {
     if (v == CO_STATS_NEVER)
@@ -148,8 +129,8 @@ static void print_status(FILE *out, const co_config *cfg, const co_rollout_statu
     }
     char hold[32], left[32], real[32];
     co_format_duration(s->hold_ms, hold, sizeof hold);
-    human(s->hold_left_ms, left, sizeof left);
-    human((int64_t)ceil((double)s->hold_left_ms / s->time_scale), real, sizeof real);
+    co_format_duration_left(s->hold_left_ms, left, sizeof left);
+    co_format_duration_left((int64_t)ceil((double)s->hold_left_ms / s->time_scale), real, sizeof real);
     int promoted = !strcmp(s->s.state, "promoted");
     if (s->time_scale != 1)
         fprintf(out, "  %-10s %s: %s left (%s real at time scale %g)\n", promoted ? "retention" : "hold", hold, left,
@@ -163,14 +144,14 @@ static void print_status(FILE *out, const co_config *cfg, const co_rollout_statu
         fprintf(out, "  waiting    hold over, every trigger ok: `cutover rollout promote %s`\n", workload);
     if (s->last_tick_ms) {
         char ago[32];
-        human(co_now_ms() - s->last_tick_ms, ago, sizeof ago);
+        co_format_duration_left(co_now_ms() - s->last_tick_ms, ago, sizeof ago);
         fprintf(out, "  controller %s, last judged %s ago\n", s->controller ? s->controller : "?", ago);
     } else {
         fprintf(out, "  controller none has watched it yet (run `cutover serve` or `cutover rollout run`)\n");
     }
     if (promoted) {
         char ago[32];
-        human(co_now_ms() - s->probe_ms, ago, sizeof ago);
+        co_format_duration_left(co_now_ms() - s->probe_ms, ago, sizeof ago);
         if (s->probe_ms)
             fprintf(out, "  incumbent  %s, probed %s ago%s%s\n", s->probe_failures ? "NOT ANSWERING" : "answers", ago,
                     s->probe_error ? ": " : "", s->probe_error ? s->probe_error : "");

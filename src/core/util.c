@@ -231,6 +231,24 @@ const char *co_format_duration(int64_t ms, char *buf, size_t n)
     return buf;
 }
 
+const char *co_format_duration_left(int64_t ms, char *buf, size_t n)
+{
+    int64_t s = (ms + 999) / 1000;
+    if (ms <= 0)
+        snprintf(buf, n, "0s");
+    else if (ms < 1000)
+        snprintf(buf, n, "%lldms", (long long)ms);
+    else if (s >= 86400)
+        snprintf(buf, n, "%lldd%lldh", (long long)(s / 86400), (long long)(s % 86400 / 3600));
+    else if (s >= 3600)
+        snprintf(buf, n, "%lldh%lldm", (long long)(s / 3600), (long long)(s % 3600 / 60));
+    else if (s >= 60)
+        snprintf(buf, n, "%lldm%llds", (long long)(s / 60), (long long)(s % 60));
+    else
+        snprintf(buf, n, "%llds", (long long)s);
+    return buf;
+}
+
 int co_read_file(const char *path, size_t max, char **out, size_t *out_len)
 {
     int rc = 0;

@@ -315,24 +315,6 @@ done:
     return rc;
 }
 
-static void fmt_left(int64_t ms, char *buf, size_t n)
-{
-    /* rounded up to a readable unit: "3d4h", "2h15m", "40s" */
-    if (ms <= 0) {
-        snprintf(buf, n, "0s");
-        return;
-    }
-    int64_t s = (ms + 999) / 1000;
-    if (s >= 86400)
-        snprintf(buf, n, "%lldd%lldh", (long long)(s / 86400), (long long)(s % 86400 / 3600));
-    else if (s >= 3600)
-        snprintf(buf, n, "%lldh%lldm", (long long)(s / 3600), (long long)(s % 3600 / 60));
-    else if (s >= 60)
-        snprintf(buf, n, "%lldm%llds", (long long)(s / 60), (long long)(s % 60));
-    else
-        snprintf(buf, n, "%llds", (long long)s);
-}
-
 int co_rollout_promote(co_store *st, const co_config *cfg, const co_rollout_cmd *cmd)
 {
     const co_workload_conf *w = NULL;
@@ -375,7 +357,7 @@ int co_rollout_promote(co_store *st, const co_config *cfg, const co_rollout_cmd 
                 co_rollout_breach_reason(&a, a.breach, why, sizeof why);
             else if (left > 0) {
                 char l[32];
-                fmt_left(left, l, sizeof l);
+                co_format_duration_left(left, l, sizeof l);
                 snprintf(why, sizeof why, "%s of the hold left", l);
             } else if (a.verdict != CO_TRIGGER_OK) {
                 for (int i = 0; i < CO_TRIG__N; i++)
@@ -441,7 +423,7 @@ int co_rollout_finalize(co_store *st, const co_config *cfg, const co_rollout_cmd
     }
     int64_t left = plan->retain_incumbent_ms - r.hold_elapsed_ms;
     char l[32], keep[32];
-    fmt_left(left, l, sizeof l);
+    co_format_duration_left(left, l, sizeof l);
     co_format_duration(plan->retain_incumbent_ms, keep, sizeof keep);
     if (left > 0 && !cmd->force) {
         rc = co_error_set(CO_ESTATE,
@@ -1008,7 +990,7 @@ static int step(co_controller *c, const co_workload_conf *w, int64_t now)
         const char *prev = jstr(d, "controller");
         if (fresh && prev && strcmp(prev, c->holder)) {
             char reason[400], left[32], label[64];
-            fmt_left(stage_hold(plan, &r) - r.hold_elapsed_ms, left, sizeof left);
+            co_format_duration_left(stage_hold(plan, &r) - r.hold_elapsed_ms, left, sizeof left);
             co_rollout_state_label(plan, &r, label, sizeof label);
             snprintf(reason, sizeof reason, "controller %s took over from %s; %s of the hold left", c->holder, prev,
                      left);

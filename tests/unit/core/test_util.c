@@ -246,6 +246,20 @@ static void test_parse_size_out_of_range(void **state)
     }
 }
 
+static void test_format_duration_left(void **state)
+{
+    (void)state;
+    char b[32];
+    assert_string_equal(co_format_duration_left(-5, b, sizeof b), "0s");
+    assert_string_equal(co_format_duration_left(0, b, sizeof b), "0s");
+    assert_string_equal(co_format_duration_left(250, b, sizeof b), "250ms");
+    assert_string_equal(co_format_duration_left(1001, b, sizeof b), "2s"); /* rounded up */
+    assert_string_equal(co_format_duration_left(100000, b, sizeof b), "1m40s");
+    assert_string_equal(co_format_duration_left(3600000, b, sizeof b), "1h0m");
+    assert_string_equal(co_format_duration_left(8100000 + 1, b, sizeof b), "2h15m");
+    assert_string_equal(co_format_duration_left(3LL * 86400000 + 4 * 3600000, b, sizeof b), "3d4h");
+}
+
 static void test_format_duration(void **state)
 {
     (void)state;
@@ -602,6 +616,7 @@ int main(void)
         cmocka_unit_test(test_parse_duration),
         cmocka_unit_test(test_parse_size),
         cmocka_unit_test(test_format_duration),
+        cmocka_unit_test(test_format_duration_left),
         cmocka_unit_test(test_id_new),
         cmocka_unit_test(test_utf8_bad_offset),
         cmocka_unit_test(test_hash64),
