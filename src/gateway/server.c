@@ -3299,11 +3299,8 @@ static void on_poll(evutil_socket_t fd, short what, void *arg)
 {
     (void)what;
     co_gateway *gw = arg;
-    if (fd >= 0) {
-        uint64_t v;
-        while (read(fd, &v, sizeof v) == (ssize_t)sizeof v)
-            ;
-    }
+    if (fd >= 0)
+        mbox_drain_fd(fd);
     pthread_mutex_lock(&gw->mu);
     poll_store_locked(gw);
     beat_locked(gw, 0);
