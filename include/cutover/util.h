@@ -25,6 +25,32 @@ unsigned co_bucket(const char *salt, const char *key);
  * the whole text is valid. */
 size_t co_utf8_bad_offset(const unsigned char *p, size_t len);
 
+/* End of the run of "plain" JSON string bytes starting at p[i]: the index of
+ * the first byte that is a quote, a backslash, a control character or
+ * non-ASCII (or n). Eight bytes per step on little-endian machines, so the
+ * request and response scanners on the gateway's hot path do not pay a
+ * branch per byte for ordinary text. */
+static inline size_t co_json_plain_end(const unsigned char *p, size_t i, size_t n)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    const uint64_t ones = UINT64_C(0x0101010101010101), high = UINT64_C(0x8080808080808080);
+    while (n - i >= 8) {
+        uint64_t w;
+        __builtin_memcpy(&w, p + i, 8);
+        uint64_t q = w ^ (ones * '"'), b = w ^ (ones * '\\');
+        /* a byte's flag is exact for the lowest flagged byte of each test:
+         * borrows only ever carry upwards */
+        uint64_t hit = (((q - ones) & ~q) | ((b - ones) & ~b) | ((w - ones * 0x20) & ~w) | w) & high;
+        if (hit)
+            return i + ((size_t)__builtin_ctzll(hit) >> 3);
+        i += 8;
+    }
+#endif
+    while (i < n && p[i] >= 0x20 && p[i] < 0x80 && p[i] != '"' && p[i] != '\\')
+        i++;
+    return i;
+}
+
 /* Edit distance (Levenshtein) between two strings, capped at 255. */
 int co_edit_distance(const char *a, const char *b);
 /* The candidate closest to `word` when it is close enough to be a plausible

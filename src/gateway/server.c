@@ -182,6 +182,7 @@ struct gw_req {
     char user_key[CO_USER_KEY_MAX];
     char *body;
     size_t body_len;
+    size_t model_vs, model_ve; /* gw_peek's span of the "model" value (0, 0: unknown) */
     co_chat_request *creq;  /* built on demand: only calls that translate need it */
     int stream, include_usage;
     const co_route_workload *wl;
@@ -442,8 +443,11 @@ static void mbox_drain_fd(int fd)
     }
 }
 
-/* A request id without a system call: 128 bits of splitmix64 over a
- * per-worker sequence seeded from the kernel's random source. */
+/* A request id without a system call: 48 bits of wall-clock milliseconds,
+ * then 80 bits of splitmix64 over a per-worker sequence seeded from the
+ * kernel's random source. Time first because the store indexes exchanges by
+ * request and pair id: ids that grow with time land at the right edge of those
+ * b-trees, where random ones would dirty a different page per record. */
 static uint64_t splitmix64(uint64_t *x)
 {
     uint64_t z = (*x += UINT64_C(0x9e3779b97f4a7c15));
@@ -452,10 +456,10 @@ static uint64_t splitmix64(uint64_t *x)
     return z ^ (z >> 31);
 }
 
-static void worker_id(gw_worker *w, char out[CO_ID_LEN])
+static void worker_id(gw_worker *w, int64_t now_ms, char out[CO_ID_LEN])
 {
     static const char hex[] = "0123456789abcdef";
-    uint64_t v[2] = {splitmix64(&w->idseq), splitmix64(&w->idseq)};
+    uint64_t v[2] = {((uint64_t)now_ms << 16) | (splitmix64(&w->idseq) >> 48), splitmix64(&w->idseq)};
     for (int k = 0; k < 2; k++)
         for (int i = 0; i < 16; i++)
             out[k * 16 + i] = hex[(v[k] >> (60 - 4 * i)) & 15];
@@ -1420,6 +1424,8 @@ static int shadow_on_data(co_upstream_xfer *x, void *ud, const char *data, size_
 
 static void served_done(co_upstream_xfer *x, void *ud, const co_upstream_result *res);
 static int splice_model(co_buf *out, const char *body, size_t len, const char *model);
+static int splice_at(co_buf *out, const char *body, size_t len, size_t vs, size_t ve, const char *model);
+static int json_needs_escape(const char *v);
 static int gw_response_parse(co_chat_response **out, co_api api, const char *body, size_t len);
 static void shadow_done(co_upstream_xfer *x, void *ud, const co_upstream_result *res);
 
@@ -1487,7 +1493,9 @@ static int call_start(gw_req *r, int role, int arm, gw_call **out)
     *out = c;
     int rc;
     co_chat_strv dropped = {0};
-    if (c->fast) {
+    if (c->fast && r->model_ve > r->model_vs && !json_needs_escape(m->conf->upstream)) {
+        rc = splice_at(&c->ubody, r->body, r->body_len, r->model_vs, r->model_ve, m->conf->upstream);
+    } else if (c->fast) {
         rc = splice_model(&c->ubody, r->body, r->body_len, m->conf->upstream);
     } else if (!r->creq && (rc = co_chat_request_parse(&r->creq, r->api, r->body, r->body_len, NULL)) < 0) {
         /* the canonical parser is stricter than the fast path's checks */
@@ -1795,6 +1803,11 @@ static void shadow_done(co_upstream_xfer *x, void *ud, const co_upstream_result 
 typedef struct gw_peek {
     const char *model, *user;
     int stream, include_usage;
+    /* the top-level "model" value's bytes, quotes included, when the scan saw
+     * exactly one such key with a plain string: the same-API call splices the
+     * upstream's model name there without scanning the body again (0, 0:
+     * unknown) */
+    size_t model_vs, model_ve;
 } gw_peek;
 
 static int peek_bad(char *err, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -2004,6 +2017,7 @@ static int fp_str(fp_scan *s, fp_tok *t)
     t->type = FP_STR;
     t->s = (uint32_t)i;
     for (;;) {
+        i = co_json_plain_end(p, i, n);
         if (i >= n)
             return -1;
         unsigned char c = p[i];
@@ -2251,6 +2265,13 @@ static int fast_peek(const char *body, size_t len, co_api api, gw_peek *pk, char
     if (!fp_is(&s, model, FP_STR) || fp_cstr(&s, model, mbuf, mn))
         return -1;
     pk->model = mbuf;
+    unsigned models = 0;
+    for (uint32_t i = root; i < s.t[root - 1].next; i = s.t[i + 1].next)
+        models += s.t[i].e - s.t[i].s == 5 && !memcmp(s.p + s.t[i].s, "model", 5);
+    if (models == 1) {
+        pk->model_vs = FP_T(&s, model)->s - 1;
+        pk->model_ve = FP_T(&s, model)->e + 1;
+    }
     if (api == CO_API_ANTHROPIC) {
         uint32_t mt = fp_get(&s, root, "max_tokens");
         if (!mt || !fp_posint_ok(&s, mt))
@@ -2499,7 +2520,7 @@ static size_t js_ws(const char *p, size_t i, size_t n)
 
 static size_t js_str(const char *p, size_t i, size_t n, int *esc)
 {
-    for (i++; i < n && p[i] != '"'; i++)
+    for (i++; i < n && (i = co_json_plain_end((const unsigned char *)p, i, n)) < n && p[i] != '"'; i++)
         if (p[i] == '\\') {
             *esc = 1;
             i++;
@@ -2532,15 +2553,33 @@ static size_t js_value(const char *p, size_t i, size_t n)
     return i;
 }
 
+static int json_needs_escape(const char *v)
+{
+    for (; *v; v++)
+        if (*v == '"' || *v == '\\' || (unsigned char)*v < 0x20)
+            return 1;
+    return 0;
+}
+
+/* body with bytes [vs, ve) replaced by model as a JSON string (model needs
+ * no escaping: the caller checked) */
+static int splice_at(co_buf *out, const char *body, size_t len, size_t vs, size_t ve, const char *model)
+{
+    int rc;
+    if ((rc = co_buf_append(out, body, vs)) || (rc = co_buf_append(out, "\"", 1)) || (rc = co_buf_puts(out, model)) ||
+        (rc = co_buf_append(out, "\"", 1)) || (rc = co_buf_append(out, body + ve, len - ve)))
+        return rc;
+    return 0;
+}
+
 /* body with its top-level "model" value replaced by model, only those bytes
  * changed; co_chat_rewrite_model when the fast scan cannot be sure. */
 static int splice_model(co_buf *out, const char *body, size_t len, const char *model)
 {
     size_t vs = 0, ve = 0;
     int found = 0, unsure = 0;
-    for (const char *m = model; *m; m++)
-        if (*m == '"' || *m == '\\' || (unsigned char)*m < 0x20)
-            unsure = 1;
+    if (json_needs_escape(model))
+        unsure = 1;
     size_t i = js_ws(body, 0, len);
     if (i >= len || body[i] != '{')
         unsure = 1;
@@ -2568,11 +2607,7 @@ static int splice_model(co_buf *out, const char *body, size_t len, const char *m
     }
     if (unsure || !found || ve <= vs || body[vs] != '"')
         return co_chat_rewrite_model(out, body, len, model);
-    int rc;
-    if ((rc = co_buf_append(out, body, vs)) || (rc = co_buf_append(out, "\"", 1)) || (rc = co_buf_puts(out, model)) ||
-        (rc = co_buf_append(out, "\"", 1)) || (rc = co_buf_append(out, body + ve, len - ve)))
-        return rc;
-    return 0;
+    return splice_at(out, body, len, vs, ve, model);
 }
 
 /* ---- the chat pipeline --------------------------------------------------- */
@@ -2621,9 +2656,9 @@ static void chat(gw_worker *w, struct evhttp_request *ev, co_api api)
     r->ev = ev;
     r->api = api;
     r->refs = 2; /* the client's, and this function's */
-    worker_id(w, r->id);
     r->t0_us = co_mono_us();
     r->ts_ms = co_now_ms();
+    worker_id(w, r->ts_ms, r->id);
     r->next = w->reqs;
     if (w->reqs)
         w->reqs->prev = r;
@@ -2661,6 +2696,7 @@ static void chat(gw_worker *w, struct evhttp_request *ev, co_api api)
     json_t *root = NULL;
     if (fast_peek(r->body, len, api, &pk, pk_model, sizeof pk_model, pk_user, sizeof pk_user) == 0)
         goto peeked;
+    pk.model_vs = pk.model_ve = 0; /* jansson's path: no spans */
     json_error_t jerr;
     root = json_loadb(r->body, len, 0, &jerr);
     if (!root || !json_is_object(root)) {
@@ -2682,6 +2718,8 @@ static void chat(gw_worker *w, struct evhttp_request *ev, co_api api)
 peeked:
     r->stream = pk.stream;
     r->include_usage = pk.include_usage;
+    r->model_vs = pk.model_vs;
+    r->model_ve = pk.model_ve;
     if (co_route_resolve(r->table, hdr_fn, ev, pk.model, &r->wl, NULL) < 0) {
         json_decref(root);
         reply_error(r, NULL, 404, CO_CHAT_ERR_NOT_FOUND, "%s", co_error_last());

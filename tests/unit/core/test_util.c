@@ -587,6 +587,42 @@ static void test_mkdirs_onto_a_file(void **state)
         fail_msg("co_mkdirs(\"%s\") returned 0 although it is a regular file", path);
 }
 
+/* The word-at-a-time scan stops exactly where a byte-by-byte one does, for
+ * every start offset and every kind of stopping byte at every position. */
+static size_t plain_end_bytewise(const unsigned char *p, size_t i, size_t n)
+{
+    while (i < n && p[i] >= 0x20 && p[i] < 0x80 && p[i] != '"' && p[i] != '\\')
+        i++;
+    return i;
+}
+
+static void test_json_plain_end(void **state)
+{
+    (void)state;
+    static const unsigned char stops[] = {'"', '\\', 0x00, 0x1f, 0x0a, 0x80, 0xc3, 0xff};
+    static const unsigned char plain[] = {' ', 'a', '~', 0x7f, '!', '#', '[', ']', '0', 0x21, 0x5b, 0x5d};
+    unsigned char buf[48];
+    for (size_t k = 0; k < sizeof stops; k++)
+        for (size_t pos = 0; pos < sizeof buf; pos++) {
+            for (size_t j = 0; j < sizeof buf; j++)
+                buf[j] = plain[(j * 7 + k) % sizeof plain];
+            buf[pos] = stops[k];
+            for (size_t start = 0; start <= sizeof buf; start++)
+                for (size_t n = start; n <= sizeof buf; n += 5)
+                    assert_int_equal(co_json_plain_end(buf, start, n), plain_end_bytewise(buf, start, n));
+        }
+    /* pseudo-random bytes, mostly plain with stops sprinkled in */
+    uint64_t x = 0x9e3779b97f4a7c15u;
+    for (int round = 0; round < 2000; round++) {
+        for (size_t j = 0; j < sizeof buf; j++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            buf[j] = (x & 15) ? plain[(x >> 8) % sizeof plain] : (unsigned char)(x >> 16);
+        }
+        size_t start = (size_t)(x >> 40) % sizeof buf;
+        assert_int_equal(co_json_plain_end(buf, start, sizeof buf), plain_end_bytewise(buf, start, sizeof buf));
+    }
+}
+
 static void test_utf8_bad_offset(void **state)
 {
     (void)state;
@@ -619,6 +655,7 @@ int main(void)
         cmocka_unit_test(test_format_duration_left),
         cmocka_unit_test(test_id_new),
         cmocka_unit_test(test_utf8_bad_offset),
+        cmocka_unit_test(test_json_plain_end),
         cmocka_unit_test(test_hash64),
         cmocka_unit_test(test_bucket),
         cmocka_unit_test(test_clocks),
