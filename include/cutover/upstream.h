@@ -180,6 +180,7 @@ typedef struct co_upstream_opts {
     const char *proxy;             /* NULL: no proxy, environment ignored; copied */
     const char *ca_file;           /* NULL: the system's CA bundle; copied */
     const char *user_agent;        /* NULL: "cutover/<version>"; copied */
+    int curl_only;                 /* every URL through libcurl: no native HTTP/1.1 path */
 } co_upstream_opts;
 
 /* Fills the request defaults and max_host_connections from a provider's

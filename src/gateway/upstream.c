@@ -21,11 +21,19 @@
  *  - `depth` counts our event-loop callbacks on the stack; co_upstream_free
  *    called while it is non-zero only marks the client `dying`, and the
  *    outermost callback destroys it as it unwinds. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 #include <event2/event.h>
@@ -57,9 +65,12 @@ typedef struct up_sock {
     struct up_sock *prev, *next;
 } up_sock;
 
+typedef struct h1_host h1_host;
+typedef struct h1_conn h1_conn;
+
 struct co_upstream_xfer {
     struct co_upstream *up;
-    CURL *easy;
+    CURL *easy;         /* NULL on the native path */
     struct curl_slist *hdrs;
     co_upstream_cb cb;
     void *ud;
@@ -81,6 +92,20 @@ struct co_upstream_xfer {
     co_upstream_headers hview;
     char errbuf[CURL_ERROR_SIZE];
     char msg[160];     /* our own error text */
+    /* the native HTTP/1.1 path (h1_*) */
+    unsigned native : 1, waiting : 1, hdr_done : 1, conn_close : 1, tt_armed : 1, fresh : 1;
+    int retries;            /* re-sent after a kept-alive connection turned out closed */
+    int bstate;             /* H1_* */
+    uint64_t left;          /* Content-Length or chunk bytes still to come */
+    h1_host *h1h;
+    h1_conn *h1c;           /* the connection carrying it */
+    co_upstream_xfer *wnext; /* host's queue of transfers waiting for a connection */
+    co_buf head;            /* request line and headers */
+    const char *rbody;
+    size_t rbody_len, wpos;
+    int64_t t_conn;         /* start to connected, us */
+    int64_t connect_ms;
+    struct event tt_ev;     /* the total timeout (curl keeps its own) */
     char data[];       /* the copied request body */
 };
 
@@ -106,6 +131,11 @@ struct co_upstream {
     int64_t connect_ms, first_byte_ms, timeout_ms;
     size_t max_response, max_header_bytes;
     char *proxy, *ca_file, *user_agent;
+    int curl_only;
+    int in_start; /* inside co_upstream_start: native failures end from the event loop */
+    long max_host, max_total, max_cached;
+    h1_host *hosts;
+    long h1_conns;
     up_stats st;
 };
 
@@ -246,6 +276,9 @@ static void xfer_free(co_upstream *up, co_upstream_xfer *x)
 {
     if (x->fb_armed)
         evtimer_del(&x->fb_ev);
+    if (x->tt_armed)
+        evtimer_del(&x->tt_ev);
+    co_buf_free(&x->head);
     easy_release(up, x->easy);
     curl_slist_free_all(x->hdrs);
     co_buf_free(&x->body);
@@ -307,6 +340,10 @@ static int64_t info_us(CURL *e, CURLINFO what)
     return (int64_t)v;
 }
 
+static void h1_detach(co_upstream *up, co_upstream_xfer *x);
+static void h1_resume(co_upstream *up, co_upstream_xfer *x);
+static void h1_destroy(co_upstream *up);
+
 /* Ends a transfer: out of the multi, on_done, freed. Only with in_curl == 0. */
 static void xfer_finish(co_upstream *up, co_upstream_xfer *x, int have_cc, CURLcode cc)
 {
@@ -318,6 +355,12 @@ static void xfer_finish(co_upstream *up, co_upstream_xfer *x, int have_cc, CURLc
         evtimer_del(&x->fb_ev);
         x->fb_armed = 0;
     }
+    if (x->tt_armed) {
+        evtimer_del(&x->tt_ev);
+        x->tt_armed = 0;
+    }
+    if (x->native)
+        h1_detach(up, x);
     if (x->in_multi) {
         curl_multi_remove_handle(up->multi, x->easy);
         x->in_multi = 0;
@@ -328,11 +371,14 @@ static void xfer_finish(co_upstream *up, co_upstream_xfer *x, int have_cc, CURLc
     co_upstream_result r;
     memset(&r, 0, sizeof r);
     long code = 0, nconn = 0, ver = 0;
-    char *ip = NULL;
-    curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &code);
-    curl_easy_getinfo(x->easy, CURLINFO_NUM_CONNECTS, &nconn);
-    curl_easy_getinfo(x->easy, CURLINFO_HTTP_VERSION, &ver);
-    curl_easy_getinfo(x->easy, CURLINFO_PRIMARY_IP, &ip);
+    if (x->easy) {
+        curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &code);
+        curl_easy_getinfo(x->easy, CURLINFO_NUM_CONNECTS, &nconn);
+        curl_easy_getinfo(x->easy, CURLINFO_HTTP_VERSION, &ver);
+    } else {
+        nconn = x->fresh;
+        ver = CURL_HTTP_VERSION_1_1;
+    }
     r.status = x->status ? x->status : (int)code;
     r.err = classify(x, have_cc ? cc : CURLE_OK, (now - x->t_start) / 1000);
     r.curl_code = have_cc ? (int)cc : 0;
@@ -344,11 +390,17 @@ static void xfer_finish(co_upstream *up, co_upstream_xfer *x, int have_cc, CURLc
         r.error = x->errbuf;
     else
         r.error = have_cc ? curl_easy_strerror(cc) : co_upstream_err_name(r.err);
-    r.connect_us = info_us(x->easy, CURLINFO_CONNECT_TIME_T);
     r.ttfb_us = x->got_byte ? x->t_first - x->t_start : -1;
     r.total_us = now - x->t_start;
-    r.curl_ttfb_us = info_us(x->easy, CURLINFO_STARTTRANSFER_TIME_T);
-    r.curl_total_us = info_us(x->easy, CURLINFO_TOTAL_TIME_T);
+    if (x->easy) {
+        r.connect_us = info_us(x->easy, CURLINFO_CONNECT_TIME_T);
+        r.curl_ttfb_us = info_us(x->easy, CURLINFO_STARTTRANSFER_TIME_T);
+        r.curl_total_us = info_us(x->easy, CURLINFO_TOTAL_TIME_T);
+    } else {
+        r.connect_us = x->t_conn > 0 ? x->t_conn : -1;
+        r.curl_ttfb_us = r.ttfb_us;
+        r.curl_total_us = r.total_us;
+    }
     r.bytes = x->bytes;
     r.reused = nconn == 0 && x->got_byte;
     r.http_version = !x->got_byte ? 0 : ver == CURL_HTTP_VERSION_2_0 ? 2 : ver == CURL_HTTP_VERSION_3 ? 3 : 1;
@@ -424,6 +476,11 @@ static void run_queue(co_upstream *up)
         }
         if (x->op_resume) {
             x->op_resume = 0;
+            if (x->paused && x->native) {
+                x->paused = 0;
+                h1_resume(up, x); /* may end x */
+                continue;
+            }
             if (x->paused && x->in_multi) {
                 x->paused = 0;
                 up->in_curl++;
@@ -777,6 +834,10 @@ int co_upstream_new(co_upstream **out, struct event_base *base, const co_upstrea
     }
     long max_host = opts->max_host_connections ? opts->max_host_connections : UP_DEF_MAX_HOST;
     long max_cached = opts->max_cached_connections ? opts->max_cached_connections : 4 * max_host;
+    up->max_host = max_host;
+    up->max_total = opts->max_total_connections;
+    up->max_cached = max_cached;
+    up->curl_only = opts->curl_only;
     CURLMcode mc = CURLM_OK;
     if ((mc = curl_multi_setopt(up->multi, CURLMOPT_SOCKETFUNCTION, sock_cb)) ||
         (mc = curl_multi_setopt(up->multi, CURLMOPT_SOCKETDATA, up)) ||
@@ -821,6 +882,7 @@ static void destroy(co_upstream *up)
             snprintf(x->msg, sizeof x->msg, "cancelled: the upstream client is shutting down");
         xfer_finish(up, x, 0, CURLE_OK);
     }
+    h1_destroy(up);
     curl_multi_cleanup(up->multi);
     while (up->socks)
         sock_free(up, up->socks);
@@ -852,6 +914,917 @@ static int has_header(const char *const *h, const char *name)
         if (!strncasecmp(h[i], name, n) && h[i][n] == ':')
             return 1;
     return 0;
+}
+
+/* ---- the native HTTP/1.1 path ------------------------------------------------
+ * Plain http:// to an IP literal or localhost with no proxy: how a self-hosted
+ * model server (vLLM, llama.cpp, Ollama, a sidecar) is usually reached, and
+ * the case where libcurl's per-transfer work (two dozen options set, a poll()
+ * to check every reused connection, socket interest registered anew for each
+ * transfer) costs more than the proxying itself. Here a connection keeps one
+ * read event for its whole life, a request leaves in one writev() and a
+ * response is parsed straight out of the read buffer. https, names that need
+ * resolving, proxies and HTTP/2 go through libcurl. Same callbacks, error
+ * classes, timeouts and limits as the libcurl path; the unit tests run every
+ * case through both. */
+
+enum { H1_HEAD, H1_CL, H1_CHUNK_SIZE, H1_CHUNK_DATA, H1_CHUNK_CRLF, H1_TRAILER, H1_EOF_BODY };
+
+#define H1_IN_MIN 16384
+#define H1_MAX_RETRIES 3
+
+struct h1_host {
+    h1_host *next;
+    char authority[264];   /* host[:port] as the URL wrote it: the Host header */
+    struct sockaddr_storage sa;
+    socklen_t salen;
+    h1_conn *conns;         /* every open connection */
+    h1_conn *idle;          /* the idle ones, most recently used first */
+    long nconns, nidle;
+    co_upstream_xfer *wq, *wq_tail; /* waiting for a connection */
+};
+
+struct h1_conn {
+    co_upstream *up;
+    h1_host *h;
+    int fd;
+    struct event rev, wev, cev; /* readable (whole life), writable, connect timeout */
+    unsigned rev_on : 1, wev_on : 1, cev_on : 1, connecting : 1, used : 1;
+    co_upstream_xfer *x;
+    h1_conn *prev, *next;   /* h->conns */
+    h1_conn *iprev, *inext; /* h->idle */
+    char *in;
+    size_t cap, r, w;       /* unread input is in[r, w) */
+};
+
+static void h1_idle_unlink(h1_conn *c)
+{
+    h1_host *h = c->h;
+    if (c->iprev)
+        c->iprev->inext = c->inext;
+    else if (h->idle == c)
+        h->idle = c->inext;
+    else
+        return; /* not idle */
+    if (c->inext)
+        c->inext->iprev = c->iprev;
+    c->iprev = c->inext = NULL;
+    h->nidle--;
+}
+
+static void h1_close(h1_conn *c)
+{
+    co_upstream *up = c->up;
+    h1_host *h = c->h;
+    h1_idle_unlink(c);
+    if (c->rev_on)
+        event_del(&c->rev);
+    if (c->wev_on)
+        event_del(&c->wev);
+    if (c->cev_on)
+        evtimer_del(&c->cev);
+    if (c->fd >= 0)
+        close(c->fd);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        h->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    h->nconns--;
+    up->h1_conns--;
+    free(c->in);
+    free(c);
+}
+
+/* "http://host[:port][/path]" with host an IPv4/IPv6 literal or localhost:
+ * the host entry and the path; NULL when libcurl should take the URL. */
+static h1_host *h1_host_for(co_upstream *up, const char *url, const char **path)
+{
+    if (strncasecmp(url, "http://", 7))
+        return NULL;
+    const char *a = url + 7, *ae = a + strcspn(a, "/?#");
+    size_t alen = (size_t)(ae - a);
+    if (!alen || alen >= sizeof up->hosts->authority || memchr(a, '@', alen))
+        return NULL;
+    *path = *ae == '/' ? ae : NULL;
+    if (*ae && *ae != '/')
+        return NULL; /* "?query" without a path: rare, curl's job */
+    for (h1_host *h = up->hosts; h; h = h->next)
+        if (strlen(h->authority) == alen && !memcmp(h->authority, a, alen))
+            return h;
+    char host[256];
+    const char *hs = a, *he, *pp;
+    if (*a == '[') {
+        he = memchr(a, ']', alen);
+        if (!he)
+            return NULL;
+        hs = a + 1;
+        pp = he + 1;
+    } else {
+        he = memchr(a, ':', alen) ? memchr(a, ':', alen) : ae;
+        pp = he;
+    }
+    if ((size_t)(he - hs) >= sizeof host || he == hs)
+        return NULL;
+    memcpy(host, hs, (size_t)(he - hs));
+    host[he - hs] = '\0';
+    long port = 80;
+    if (pp < ae) {
+        if (*pp != ':' || pp + 1 == ae)
+            return NULL;
+        port = 0;
+        for (const char *q = pp + 1; q < ae; q++) {
+            if (*q < '0' || *q > '9' || port > 65535)
+                return NULL;
+            port = port * 10 + (*q - '0');
+        }
+        if (port < 1 || port > 65535)
+            return NULL;
+    }
+    h1_host *h = calloc(1, sizeof *h);
+    if (!h)
+        return NULL;
+    struct sockaddr_in *v4 = (struct sockaddr_in *)&h->sa;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&h->sa;
+    if (!strcasecmp(host, "localhost") || inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
+        if (!strcasecmp(host, "localhost"))
+            v4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons((uint16_t)port);
+        h->salen = sizeof *v4;
+    } else if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons((uint16_t)port);
+        h->salen = sizeof *v6;
+    } else {
+        free(h);
+        return NULL; /* a name to resolve */
+    }
+    memcpy(h->authority, a, alen);
+    h->authority[alen] = '\0';
+    h->next = up->hosts;
+    up->hosts = h;
+    return h;
+}
+
+/* The request line and headers, as libcurl would send them. */
+static int h1_build_head(co_upstream *up, co_upstream_xfer *x, h1_host *h, const char *path, int post,
+                         const char *const *hdrs)
+{
+    co_buf *b = &x->head;
+    size_t plen = path ? strcspn(path, "#") : 0;
+    int rc;
+    if ((rc = co_buf_puts(b, post ? "POST " : "GET ")) || (rc = co_buf_append(b, plen ? path : "/", plen ? plen : 1)) ||
+        (rc = co_buf_puts(b, " HTTP/1.1\r\nHost: ")) || (rc = co_buf_puts(b, h->authority)) ||
+        (rc = co_buf_puts(b, "\r\nUser-Agent: ")) || (rc = co_buf_puts(b, up->user_agent)) ||
+        (rc = co_buf_puts(b, "\r\nAccept: */*\r\n")))
+        return rc;
+    for (size_t i = 0; hdrs && hdrs[i]; i++) {
+        const char *c = strchr(hdrs[i], ':');
+        if (!c) {
+            continue;
+        }
+        const char *v = c + 1;
+        while (*v == ' ' || *v == '\t')
+            v++;
+        if (!*v)
+            continue; /* "Name:" asks curl to leave a header out: nothing to send */
+        if ((rc = co_buf_puts(b, hdrs[i])) || (rc = co_buf_append(b, "\r\n", 2)))
+            return rc;
+    }
+    if (post && !has_header(hdrs, "content-type") && (rc = co_buf_puts(b, "Content-Type: application/json\r\n")))
+        return rc;
+    if (post && (rc = co_buf_printf(b, "Content-Length: %zu\r\n", x->rbody_len)))
+        return rc;
+    return co_buf_append(b, "\r\n", 2);
+}
+
+/* tok (lower case) appears in v[0, n), any case */
+static int h1_has_token(const char *v, size_t n, const char *tok)
+{
+    size_t k = strlen(tok);
+    for (size_t i = 0; i + k <= n; i++)
+        if (!strncasecmp(v + i, tok, k))
+            return 1;
+    return 0;
+}
+
+static void h1_fail(co_upstream_xfer *x, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void h1_fail(co_upstream_xfer *x, int err, const char *fmt, ...)
+{
+    if (!x->err)
+        x->err = err;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(x->msg, sizeof x->msg, fmt, ap);
+    va_end(ap);
+    if (x->up->in_start) {
+        x->cancelled = 1; /* ended from the event loop, never inside co_upstream_start */
+        queue_push(x->up, x);
+        return;
+    }
+    xfer_finish(x->up, x, 0, CURLE_OK);
+}
+
+static void h1_dispatch(co_upstream *up, co_upstream_xfer *x);
+static void h1_kick(co_upstream *up, h1_host *h);
+static int h1_process(h1_conn *c);
+
+/* The connection was lost before the transfer had a byte of its answer: on a
+ * kept-alive connection the upstream may have closed it just as we reused it,
+ * so the request goes again on another one (as libcurl does). 1 when re-sent. */
+static int h1_retry(h1_conn *c, co_upstream_xfer *x)
+{
+    if (!c->used || x->got_byte || x->retries >= H1_MAX_RETRIES)
+        return 0;
+    co_upstream *up = c->up;
+    h1_host *h = c->h;
+    c->x = NULL;
+    x->h1c = NULL;
+    x->retries++;
+    x->wpos = 0;
+    h1_close(c);
+    h1_dispatch(up, x);
+    h1_kick(up, h);
+    return 1;
+}
+
+static void h1_watch_write(h1_conn *c, int on)
+{
+    if (on && !c->wev_on) {
+        event_add(&c->wev, NULL);
+        c->wev_on = 1;
+    } else if (!on && c->wev_on) {
+        event_del(&c->wev);
+        c->wev_on = 0;
+    }
+}
+
+/* Sends what is left of the request. */
+static void h1_send(h1_conn *c)
+{
+    co_upstream_xfer *x = c->x;
+    size_t hl = x->head.len, total = hl + x->rbody_len;
+    while (x->wpos < total) {
+        struct iovec iov[2];
+        int n = 0;
+        if (x->wpos < hl)
+            iov[n++] = (struct iovec){x->head.p + x->wpos, hl - x->wpos};
+        if (x->rbody_len) {
+            size_t off = x->wpos > hl ? x->wpos - hl : 0;
+            iov[n++] = (struct iovec){(void *)(x->rbody + off), x->rbody_len - off};
+        }
+        ssize_t k = writev(c->fd, iov, n);
+        if (k < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                h1_watch_write(c, 1);
+                return;
+            }
+            int e = errno;
+            if (h1_retry(c, x))
+                return;
+            h1_fail(x, CO_UPSTREAM_ERESET, "sending the request to %s failed: %s", c->h->authority, strerror(e));
+            return;
+        }
+        x->wpos += (size_t)k;
+    }
+    h1_watch_write(c, 0);
+}
+
+static void h1_on_connect_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    h1_conn *c = arg;
+    co_upstream *up = c->up;
+    c->cev_on = 0;
+    up->depth++;
+    co_upstream_xfer *x = c->x;
+    if (x)
+        h1_fail(x, CO_UPSTREAM_ETIMEOUT_CONNECT, "no connection to %s within %lld ms", c->h->authority,
+                (long long)x->connect_ms);
+    else
+        h1_close(c);
+    leave(up);
+}
+
+static void h1_connected(h1_conn *c)
+{
+    c->connecting = 0;
+    if (c->cev_on) {
+        evtimer_del(&c->cev);
+        c->cev_on = 0;
+    }
+    if (c->x)
+        c->x->t_conn = co_mono_us() - c->x->t_start;
+}
+
+static void h1_on_write(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    h1_conn *c = arg;
+    co_upstream *up = c->up;
+    up->depth++;
+    if (c->connecting) {
+        int err = 0;
+        socklen_t el = sizeof err;
+        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0)
+            err = errno;
+        if (err) {
+            co_upstream_xfer *x = c->x;
+            if (x)
+                h1_fail(x, CO_UPSTREAM_ECONNECT, "connect to %s failed: %s", c->h->authority, strerror(err));
+            else
+                h1_close(c);
+            leave(up);
+            return;
+        }
+        h1_connected(c);
+    }
+    if (c->x)
+        h1_send(c);
+    else
+        h1_watch_write(c, 0);
+    leave(up);
+}
+
+/* Hands body bytes to the transfer. 0: taken; 1: paused (not taken); -1: the
+ * transfer ended (c may be gone). */
+static int h1_deliver(h1_conn *c, const char *p, size_t n)
+{
+    co_upstream_xfer *x = c->x;
+    if (!n)
+        return 0;
+    if (n > x->max_response || x->bytes > x->max_response - n) {
+        too_big(x, "body", x->max_response);
+        h1_fail(x, CO_UPSTREAM_ETOO_BIG, "%s", x->msg);
+        return -1;
+    }
+    if (x->cb.on_data) {
+        int rc = x->cb.on_data(x, x->ud, p, n);
+        if (x->cancelled || x->done)
+            return -1; /* the queued cancel ends it */
+        if (rc == CO_UPSTREAM_PAUSE) {
+            x->paused = 1;
+            if (c->rev_on) {
+                event_del(&c->rev); /* the kernel's buffer fills: the upstream slows down */
+                c->rev_on = 0;
+            }
+            return 1;
+        }
+        if (rc != CO_UPSTREAM_CONTINUE) {
+            x->cancelled = 1;
+            h1_fail(x, CO_UPSTREAM_ECANCELLED, "aborted by on_data");
+            return -1;
+        }
+    } else if (co_buf_append(&x->body, p, n)) {
+        h1_fail(x, CO_UPSTREAM_EOTHER, "out of memory buffering the response");
+        return -1;
+    }
+    x->bytes += n;
+    return 0;
+}
+
+/* The response is whole: the connection goes back to the pool (or is closed),
+ * then the transfer ends. */
+static void h1_complete(h1_conn *c)
+{
+    co_upstream *up = c->up;
+    co_upstream_xfer *x = c->x;
+    h1_host *h = c->h;
+    c->x = NULL;
+    x->h1c = NULL;
+    c->used = 1;
+    if (x->conn_close || c->r != c->w || up->dying || h->nidle >= up->max_cached) {
+        h1_close(c);
+    } else {
+        c->r = c->w = 0;
+        c->inext = h->idle;
+        if (h->idle)
+            h->idle->iprev = c;
+        h->idle = c;
+        h->nidle++;
+    }
+    h1_kick(up, h);
+    xfer_finish(up, x, 0, CURLE_OK);
+}
+
+/* Parses the status line and headers in in[r, end). 0 ok, -1 the transfer ended. */
+static int h1_head(h1_conn *c, size_t end)
+{
+    co_upstream_xfer *x = c->x;
+    const char *p = c->in + c->r, *e = c->in + end;
+    const char *le = memchr(p, '\n', (size_t)(e - p));
+    int minor = 1, code = 0;
+    if (!le || e - p < 12 || memcmp(p, "HTTP/1.", 7) || (p[7] != '0' && p[7] != '1') || p[8] != ' ' ||
+        p[9] < '1' || p[9] > '9' || p[10] < '0' || p[10] > '9' || p[11] < '0' || p[11] > '9') {
+        h1_fail(x, CO_UPSTREAM_EOTHER, "%s sent something other than an HTTP/1.x response", c->h->authority);
+        return -1;
+    }
+    minor = p[7] - '0';
+    code = (p[9] - '0') * 100 + (p[10] - '0') * 10 + (p[11] - '0');
+    co_buf_reset(&x->hbuf);
+    x->nh = 0;
+    int chunked = 0, have_len = 0, keep_alive = 0;
+    uint64_t clen = 0;
+    for (p = le + 1; p < e;) {
+        le = memchr(p, '\n', (size_t)(e - p));
+        size_t n = (size_t)(le - p);
+        if (n && p[n - 1] == '\r')
+            n--;
+        if (!n)
+            break;
+        const char *colon = memchr(p, ':', n);
+        if (colon) {
+            size_t nl = (size_t)(colon - p);
+            while (nl && (p[nl - 1] == ' ' || p[nl - 1] == '\t'))
+                nl--;
+            const char *v = colon + 1, *ve = p + n;
+            while (v < ve && (*v == ' ' || *v == '\t'))
+                v++;
+            while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
+                ve--;
+            size_t vl = (size_t)(ve - v);
+            if (nl == 17 && !strncasecmp(p, "transfer-encoding", 17)) {
+                if (h1_has_token(v, vl, "chunked"))
+                    chunked = 1;
+            } else if (nl == 14 && !strncasecmp(p, "content-length", 14)) {
+                uint64_t len = 0;
+                size_t i = 0;
+                for (; i < vl && v[i] >= '0' && v[i] <= '9' && len < UINT64_C(1) << 58; i++)
+                    len = len * 10 + (uint64_t)(v[i] - '0');
+                if (!vl || i != vl || (have_len && len != clen)) {
+                    h1_fail(x, CO_UPSTREAM_EOTHER, "%s sent an invalid Content-Length", c->h->authority);
+                    return -1;
+                }
+                clen = len;
+                have_len = 1;
+            } else if (nl == 10 && !strncasecmp(p, "connection", 10)) {
+                if (h1_has_token(v, vl, "close"))
+                    x->conn_close = 1;
+                if (h1_has_token(v, vl, "keep-alive"))
+                    keep_alive = 1;
+            }
+        }
+        int rc = add_header_line(x, p, n);
+        if (rc == CO_ETOOBIG) {
+            too_big(x, "headers", x->hbuf.max);
+            h1_fail(x, CO_UPSTREAM_ETOO_BIG, "%s", x->msg);
+            return -1;
+        }
+        if (rc) {
+            h1_fail(x, CO_UPSTREAM_EOTHER, "out of memory reading headers");
+            return -1;
+        }
+        p = le + 1;
+    }
+    c->r = end;
+    if (code < 200) {
+        /* 1xx: an interim response, the real one follows */
+        co_buf_reset(&x->hbuf);
+        x->nh = 0;
+        x->conn_close = 0;
+        return 0;
+    }
+    if (minor == 0 && !keep_alive)
+        x->conn_close = 1;
+    x->status = code;
+    x->hdr_done = 1;
+    x->status_sent = 1;
+    if (code == 204 || code == 304) {
+        x->bstate = H1_CL;
+        x->left = 0;
+    } else if (chunked) {
+        x->bstate = H1_CHUNK_SIZE;
+    } else if (have_len) {
+        if (clen > x->max_response) {
+            too_big(x, "body", x->max_response);
+            h1_fail(x, CO_UPSTREAM_ETOO_BIG, "%s", x->msg);
+            return -1;
+        }
+        x->bstate = H1_CL;
+        x->left = clen;
+    } else {
+        x->bstate = H1_EOF_BODY;
+        x->conn_close = 1;
+    }
+    if (build_header_view(x)) {
+        h1_fail(x, CO_UPSTREAM_EOTHER, "out of memory reading headers");
+        return -1;
+    }
+    if (x->cb.on_status) {
+        int rc = x->cb.on_status(x, x->ud, x->status, &x->hview);
+        if (x->cancelled || x->done)
+            return -1;
+        if (rc != CO_UPSTREAM_CONTINUE) {
+            x->cancelled = 1;
+            h1_fail(x, CO_UPSTREAM_ECANCELLED, "aborted by on_status");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Works through the input. 0: wants more input (c and its transfer alive);
+ * 1: paused; -1: the transfer ended or the connection is gone. */
+static int h1_process(h1_conn *c)
+{
+    for (;;) {
+        co_upstream_xfer *x = c->x;
+        if (!x || x->cancelled || x->done || x->paused)
+            return x && x->paused ? 1 : -1;
+        size_t avail = c->w - c->r;
+        const char *p = c->in + c->r;
+        switch (x->bstate) {
+        case H1_HEAD: {
+            const char *eoh = NULL;
+            for (const char *q = p; (q = memchr(q, '\n', (size_t)(c->in + c->w - q))); q++) {
+                if (q + 1 < c->in + c->w && q[1] == '\n') {
+                    eoh = q + 2;
+                    break;
+                }
+                if (q + 2 < c->in + c->w && q[1] == '\r' && q[2] == '\n') {
+                    eoh = q + 3;
+                    break;
+                }
+            }
+            if (!eoh) {
+                if (avail > c->up->max_header_bytes) {
+                    too_big(x, "headers", c->up->max_header_bytes);
+                    h1_fail(x, CO_UPSTREAM_ETOO_BIG, "%s", x->msg);
+                    return -1;
+                }
+                return 0;
+            }
+            if (h1_head(c, (size_t)(eoh - c->in)) < 0)
+                return -1;
+            break;
+        }
+        case H1_CL: {
+            size_t n = avail < x->left ? avail : (size_t)x->left;
+            int rc = h1_deliver(c, p, n);
+            if (rc)
+                return rc;
+            c->r += n;
+            x->left -= n;
+            if (!x->left) {
+                h1_complete(c);
+                return -1;
+            }
+            return 0;
+        }
+        case H1_EOF_BODY: {
+            int rc = h1_deliver(c, p, avail);
+            if (rc)
+                return rc;
+            c->r += avail;
+            return 0;
+        }
+        case H1_CHUNK_SIZE:
+        case H1_TRAILER: {
+            const char *le = memchr(p, '\n', avail);
+            if (!le) {
+                if (avail > 4096) {
+                    h1_fail(x, CO_UPSTREAM_EOTHER, "%s sent a malformed chunked body", c->h->authority);
+                    return -1;
+                }
+                return 0;
+            }
+            size_t n = (size_t)(le - p);
+            if (n && p[n - 1] == '\r')
+                n--;
+            c->r += (size_t)(le - p) + 1;
+            if (x->bstate == H1_TRAILER) {
+                if (!n) {
+                    h1_complete(c);
+                    return -1;
+                }
+                break; /* a trailer field: ignored */
+            }
+            uint64_t v = 0;
+            size_t i = 0;
+            for (; i < n; i++) {
+                char ch = p[i];
+                int d = ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
+                        : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10 : -1;
+                if (d < 0)
+                    break;
+                if (v >> 59) {
+                    i = 0;
+                    break;
+                }
+                v = v * 16 + (uint64_t)d;
+            }
+            if (!i || (i < n && p[i] != ';' && p[i] != ' ' && p[i] != '\t')) {
+                h1_fail(x, CO_UPSTREAM_EOTHER, "%s sent a malformed chunk size", c->h->authority);
+                return -1;
+            }
+            if (!v) {
+                x->bstate = H1_TRAILER;
+            } else if (v > x->max_response || x->bytes > x->max_response - v) {
+                too_big(x, "body", x->max_response);
+                h1_fail(x, CO_UPSTREAM_ETOO_BIG, "%s", x->msg);
+                return -1;
+            } else {
+                x->bstate = H1_CHUNK_DATA;
+                x->left = v;
+            }
+            break;
+        }
+        case H1_CHUNK_DATA: {
+            if (!avail)
+                return 0;
+            size_t n = avail < x->left ? avail : (size_t)x->left;
+            int rc = h1_deliver(c, p, n);
+            if (rc)
+                return rc;
+            c->r += n;
+            x->left -= n;
+            if (!x->left)
+                x->bstate = H1_CHUNK_CRLF;
+            break;
+        }
+        case H1_CHUNK_CRLF: {
+            if (avail < 1 || (p[0] == '\r' && avail < 2))
+                return 0;
+            size_t n = p[0] == '\r' ? 2 : 1;
+            if (p[n - 1] != '\n') {
+                h1_fail(x, CO_UPSTREAM_EOTHER, "%s sent a malformed chunked body", c->h->authority);
+                return -1;
+            }
+            c->r += n;
+            x->bstate = H1_CHUNK_SIZE;
+            break;
+        }
+        }
+    }
+}
+
+/* The peer closed or reset the connection. */
+static void h1_lost(h1_conn *c, int err)
+{
+    co_upstream_xfer *x = c->x;
+    if (!x) {
+        h1_close(c);
+        return;
+    }
+    if (!x->got_byte && h1_retry(c, x))
+        return;
+    const char *why = err ? strerror(err) : "connection closed";
+    if (!x->got_byte)
+        h1_fail(x, CO_UPSTREAM_ERESET, "%s: %s before any response", c->h->authority, why);
+    else if (!x->hdr_done)
+        h1_fail(x, CO_UPSTREAM_ERESET, "%s: %s in the middle of the response headers", c->h->authority, why);
+    else if (x->bstate == H1_EOF_BODY && !err)
+        h1_complete(c); /* the body ran to the close, as announced */
+    else if (err)
+        h1_fail(x, CO_UPSTREAM_ERESET, "%s: %s in the middle of the response body", c->h->authority, why);
+    else
+        h1_fail(x, CO_UPSTREAM_ETRUNCATED, "%s: the response body ended early (%s)", c->h->authority,
+                x->bstate == H1_CL ? "short of its Content-Length" : "inside a chunked body");
+}
+
+static void h1_on_read(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    h1_conn *c = arg;
+    co_upstream *up = c->up;
+    up->depth++;
+    co_upstream_xfer *x = c->x;
+    if (x && (x->cancelled || x->done || x->paused)) {
+        leave(up); /* the deferred queue ends or resumes it */
+        return;
+    }
+    if (c->connecting) {
+        /* readable before writable: the connect failed (or the peer talks first) */
+        int err = 0;
+        socklen_t el = sizeof err;
+        getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el);
+        if (err) {
+            if (x)
+                h1_fail(x, CO_UPSTREAM_ECONNECT, "connect to %s failed: %s", c->h->authority, strerror(err));
+            else
+                h1_close(c);
+            leave(up);
+            return;
+        }
+        h1_connected(c);
+    }
+    if (c->r == c->w)
+        c->r = c->w = 0;
+    if (c->w == c->cap) {
+        if (c->r) {
+            memmove(c->in, c->in + c->r, c->w - c->r);
+            c->w -= c->r;
+            c->r = 0;
+        } else {
+            size_t ncap = c->cap * 2;
+            char *n = realloc(c->in, ncap);
+            if (!n) {
+                if (x)
+                    h1_fail(x, CO_UPSTREAM_EOTHER, "out of memory reading the response");
+                else
+                    h1_close(c);
+                leave(up);
+                return;
+            }
+            c->in = n;
+            c->cap = ncap;
+        }
+    }
+    ssize_t k = read(fd, c->in + c->w, c->cap - c->w);
+    if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+        leave(up);
+        return;
+    }
+    if (k <= 0) {
+        h1_lost(c, k < 0 ? errno : 0);
+        leave(up);
+        return;
+    }
+    if (!x) {
+        h1_close(c); /* bytes nobody asked for on an idle connection */
+        leave(up);
+        return;
+    }
+    c->w += (size_t)k;
+    first_byte(x);
+    h1_process(c);
+    leave(up);
+}
+
+static void h1_on_total_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    co_upstream_xfer *x = arg;
+    co_upstream *up = x->up;
+    x->tt_armed = 0;
+    if (x->done)
+        return;
+    up->depth++;
+    h1_fail(x, CO_UPSTREAM_ETIMEOUT_TOTAL, "the transfer took longer than %lld ms", (long long)x->timeout_ms);
+    leave(up);
+}
+
+/* A new connection for x; 0, or -1 with x ended (or queued to end). */
+static int h1_open(co_upstream *up, h1_host *h, co_upstream_xfer *x)
+{
+    h1_conn *c = calloc(1, sizeof *c);
+    char *in = malloc(H1_IN_MIN);
+    int fd = -1, e = 0;
+    if (!c || !in) {
+        free(c);
+        free(in);
+        h1_fail(x, CO_UPSTREAM_EOTHER, "out of memory opening a connection");
+        return -1;
+    }
+    fd = socket(h->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        e = errno;
+        free(c);
+        free(in);
+        h1_fail(x, CO_UPSTREAM_ECONNECT, "socket: %s", strerror(e));
+        return -1;
+    }
+    int one = 1, idle = 30, intvl = 15;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
+    c->up = up;
+    c->h = h;
+    c->fd = fd;
+    c->in = in;
+    c->cap = H1_IN_MIN;
+    event_assign(&c->rev, up->base, fd, EV_READ | EV_PERSIST, h1_on_read, c);
+    event_assign(&c->wev, up->base, fd, EV_WRITE | EV_PERSIST, h1_on_write, c);
+    evtimer_assign(&c->cev, up->base, h1_on_connect_timeout, c);
+    c->next = h->conns;
+    if (h->conns)
+        h->conns->prev = c;
+    h->conns = c;
+    h->nconns++;
+    up->h1_conns++;
+    c->x = x;
+    x->h1c = c;
+    x->fresh = 1;
+    int r = connect(fd, (struct sockaddr *)&h->sa, h->salen);
+    if (r < 0 && errno != EINPROGRESS) {
+        e = errno;
+        c->x = NULL;
+        x->h1c = NULL;
+        h1_close(c);
+        h1_fail(x, CO_UPSTREAM_ECONNECT, "connect to %s failed: %s", h->authority, strerror(e));
+        return -1;
+    }
+    event_add(&c->rev, NULL);
+    c->rev_on = 1;
+    if (r < 0) {
+        c->connecting = 1;
+        struct timeval tv = ms_tv(x->connect_ms);
+        evtimer_add(&c->cev, &tv);
+        c->cev_on = 1;
+        h1_watch_write(c, 1);
+    } else {
+        h1_connected(c);
+        h1_send(c);
+    }
+    return 0;
+}
+
+/* Puts x on an idle connection, a new one, or the host's queue. */
+static void h1_dispatch(co_upstream *up, co_upstream_xfer *x)
+{
+    h1_host *h = x->h1h;
+    h1_conn *c = h->idle;
+    if (c) {
+        h1_idle_unlink(c);
+        c->x = x;
+        x->h1c = c;
+        x->fresh = 0;
+        x->t_conn = 0;
+        h1_send(c);
+        return;
+    }
+    if (h->nconns < up->max_host && (!up->max_total || up->h1_conns < up->max_total)) {
+        h1_open(up, h, x);
+        return;
+    }
+    x->waiting = 1;
+    x->wnext = NULL;
+    if (h->wq_tail)
+        h->wq_tail->wnext = x;
+    else
+        h->wq = x;
+    h->wq_tail = x;
+}
+
+/* Starts waiting transfers on what the host has free. */
+static void h1_kick(co_upstream *up, h1_host *h)
+{
+    while (h->wq && !up->dying && (h->idle || (h->nconns < up->max_host &&
+                                                (!up->max_total || up->h1_conns < up->max_total)))) {
+        co_upstream_xfer *x = h->wq;
+        h->wq = x->wnext;
+        if (!h->wq)
+            h->wq_tail = NULL;
+        x->wnext = NULL;
+        x->waiting = 0;
+        h1_dispatch(up, x);
+    }
+}
+
+/* Takes x off its connection (closed unless the response was whole, which
+ * h1_complete already handled) or off its host's queue. */
+static void h1_detach(co_upstream *up, co_upstream_xfer *x)
+{
+    h1_host *h = x->h1h;
+    if (x->waiting) {
+        co_upstream_xfer **pp = &h->wq, *prev = NULL;
+        while (*pp && *pp != x) {
+            prev = *pp;
+            pp = &(*pp)->wnext;
+        }
+        if (*pp)
+            *pp = x->wnext;
+        if (h->wq_tail == x)
+            h->wq_tail = prev;
+        x->waiting = 0;
+    }
+    h1_conn *c = x->h1c;
+    if (c) {
+        c->x = NULL;
+        x->h1c = NULL;
+        h1_close(c); /* mid-exchange: the connection cannot carry another */
+        h1_kick(up, h);
+    }
+}
+
+/* co_upstream_resume on the native path: the held bytes are offered again. */
+static void h1_resume(co_upstream *up, co_upstream_xfer *x)
+{
+    (void)up;
+    h1_conn *c = x->h1c;
+    if (!c)
+        return;
+    if (!c->rev_on) {
+        event_add(&c->rev, NULL);
+        c->rev_on = 1;
+    }
+    h1_process(c);
+}
+
+static void h1_destroy(co_upstream *up)
+{
+    h1_host *h;
+    while ((h = up->hosts)) {
+        up->hosts = h->next;
+        while (h->conns)
+            h1_close(h->conns);
+        free(h);
+    }
 }
 
 #define SETOPT(opt, val)                                                                                  \
@@ -907,6 +1880,40 @@ int co_upstream_start(co_upstream *up, const co_upstream_req *req, const co_upst
         } else {
             body = req->body;
         }
+    }
+
+    const char *path = NULL;
+    h1_host *h1h = up->curl_only || up->proxy ? NULL : h1_host_for(up, req->url, &path);
+    if (h1h) {
+        x->native = 1;
+        x->h1h = h1h;
+        x->connect_ms = connect_ms;
+        x->rbody = body;
+        x->rbody_len = post ? req->body_len : 0;
+        co_buf_init(&x->head, CO_BUF_UNLIMITED);
+        if (h1_build_head(up, x, h1h, path, post, req->headers)) {
+            rc = co_error_set(CO_ENOMEM, "out of memory building the request");
+            goto done;
+        }
+        evtimer_assign(&x->fb_ev, up->base, on_first_byte_timeout, x);
+        evtimer_assign(&x->tt_ev, up->base, h1_on_total_timeout, x);
+        struct timeval fb = ms_tv(x->first_byte_ms), tt = ms_tv(x->timeout_ms);
+        evtimer_add(&x->fb_ev, &fb);
+        x->fb_armed = 1;
+        evtimer_add(&x->tt_ev, &tt);
+        x->tt_armed = 1;
+        x->next = up->live;
+        if (up->live)
+            up->live->prev = x;
+        up->live = x;
+        st_add(&up->st.started, 1);
+        st_add(&up->st.in_flight, 1);
+        if (out)
+            *out = x;
+        up->in_start++;
+        h1_dispatch(up, x);
+        up->in_start--;
+        return 0;
     }
 
     CURL *e = up->npool ? up->pool[--up->npool] : curl_easy_init();

@@ -175,12 +175,20 @@ static void run(ctx *c, int64_t ms)
     event_free(t);
 }
 
+/* Every test runs twice: on the native HTTP/1.1 path (loopback http URLs
+ * take it) and with curl_only, through libcurl. */
+static int CURL_ONLY;
+
 static void ctx_init(ctx *c, const co_upstream_opts *o)
 {
     memset(c, 0, sizeof *c);
     c->base = event_base_new();
     assert_non_null(c->base);
-    assert_int_equal(co_upstream_new(&c->up, c->base, o), 0);
+    co_upstream_opts oo = {0};
+    if (o)
+        oo = *o;
+    oo.curl_only = CURL_ONLY;
+    assert_int_equal(co_upstream_new(&c->up, c->base, &oo), 0);
 }
 
 static void ctx_fini(ctx *c)
@@ -1032,9 +1040,9 @@ static void bench_run(int total, int inflight, const char *label)
     co_upstream_counters st;
     co_upstream_stats(c.up, &st);
     fprintf(stderr,
-            "upstream %s: %d requests, %d in flight: %.0f req/s; mean %.1f us per request, curl's own %.1f us,"
+            "upstream (%s) %s: %d requests, %d in flight: %.0f req/s; mean %.1f us per request, curl's own %.1f us,"
             " difference %.1f us; client CPU %.1f us per request; %llu connections\n",
-            label, total, inflight, total / (el / 1e6), (double)b.sum_total / total, (double)b.sum_curl / total,
+            CURL_ONLY ? "libcurl" : "native", label, total, inflight, total / (el / 1e6), (double)b.sum_total / total, (double)b.sum_curl / total,
             (double)(b.sum_total - b.sum_curl) / total, cpu_us / total, (unsigned long long)st.connects);
     assert_true(st.connects <= (uint64_t)inflight);
     assert_int_equal(st.reused, (uint64_t)total - st.connects);
@@ -1076,7 +1084,11 @@ int main(void)
         cmocka_unit_test(test_bad_args),
         cmocka_unit_test(test_throughput),
     };
-    int rc = cmocka_run_group_tests(tests, group_setup, group_teardown);
+    fprintf(stderr, "== the native HTTP/1.1 path\n");
+    int rc = cmocka_run_group_tests_name("native", tests, group_setup, group_teardown);
+    fprintf(stderr, "== libcurl (curl_only)\n");
+    CURL_ONLY = 1;
+    rc |= cmocka_run_group_tests_name("curl", tests, group_setup, group_teardown);
     curl_global_cleanup();
     return rc;
 }
