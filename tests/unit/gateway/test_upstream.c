@@ -16,6 +16,9 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -922,6 +925,231 @@ static void test_free_inside_callback(void **state)
     event_base_free(c.base);
 }
 
+
+/* ---- wire details, against a scripted server ---------------------------------
+ * A thread that accepts connections and answers each request it reads with
+ * the next step of a script: bytes to send, then keep the connection or
+ * close it. A step with no bytes closes the connection without an answer
+ * (an upstream that dropped a kept-alive connection just as it was reused). */
+
+typedef struct step {
+    const char *reply; /* NULL: close without answering */
+    int close_after;
+} step;
+
+typedef struct scripted {
+    int lfd, port;
+    pthread_t th;
+    const step *steps;
+    int nsteps;
+    atomic_int next, conns, requests, stop;
+} scripted;
+
+/* reads one request (headers and a Content-Length body); 0 at EOF */
+static int read_request(int fd)
+{
+    char buf[8192];
+    size_t n = 0;
+    for (;;) {
+        ssize_t k = read(fd, buf + n, sizeof buf - 1 - n);
+        if (k <= 0)
+            return 0;
+        n += (size_t)k;
+        buf[n] = '\0';
+        char *eoh = strstr(buf, "\r\n\r\n");
+        if (!eoh)
+            continue;
+        size_t want = (size_t)(eoh + 4 - buf);
+        char *cl = strcasestr(buf, "content-length:");
+        if (cl && cl < eoh)
+            want += (size_t)strtoul(cl + 15, NULL, 10);
+        while (n < want) {
+            k = read(fd, buf + n, sizeof buf - 1 - n < want - n ? sizeof buf - 1 - n : want - n);
+            if (k <= 0)
+                return 0;
+            n += (size_t)k;
+        }
+        return 1;
+    }
+}
+
+static void *scripted_main(void *arg)
+{
+    scripted *sv = arg;
+    while (!atomic_load(&sv->stop)) {
+        struct pollfd pf = {sv->lfd, POLLIN, 0};
+        if (poll(&pf, 1, 50) <= 0)
+            continue;
+        int fd = accept(sv->lfd, NULL, NULL);
+        if (fd < 0)
+            continue;
+        atomic_fetch_add(&sv->conns, 1);
+        for (;;) {
+            if (!read_request(fd))
+                break;
+            atomic_fetch_add(&sv->requests, 1);
+            int i = atomic_fetch_add(&sv->next, 1);
+            if (i >= sv->nsteps || !sv->steps[i].reply)
+                break;
+            const char *r = sv->steps[i].reply;
+            size_t len = strlen(r), off = 0;
+            while (off < len) {
+                ssize_t k = write(fd, r + off, len - off);
+                if (k <= 0)
+                    break;
+                off += (size_t)k;
+            }
+            if (sv->steps[i].close_after)
+                break;
+        }
+        close(fd);
+    }
+    return NULL;
+}
+
+static void scripted_start(scripted *sv, const step *steps, int nsteps)
+{
+    memset(sv, 0, sizeof *sv);
+    sv->steps = steps;
+    sv->nsteps = nsteps;
+    sv->lfd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(sv->lfd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(bind(sv->lfd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(sv->lfd, 16), 0);
+    socklen_t al = sizeof a;
+    assert_int_equal(getsockname(sv->lfd, (struct sockaddr *)&a, &al), 0);
+    sv->port = ntohs(a.sin_port);
+    assert_int_equal(pthread_create(&sv->th, NULL, scripted_main, sv), 0);
+}
+
+static void scripted_stop(scripted *sv)
+{
+    atomic_store(&sv->stop, 1);
+    pthread_join(sv->th, NULL);
+    close(sv->lfd);
+}
+
+static void start_to(call *k, const scripted *sv, int with_on_data)
+{
+    co_upstream_req req;
+    memset(&req, 0, sizeof req);
+    snprintf(k->url, sizeof k->url, "http://127.0.0.1:%d/v1/chat/completions", sv->port);
+    snprintf(k->body, sizeof k->body, "{\"model\":\"m\"}");
+    req.url = k->url;
+    req.headers = OA_H;
+    req.body = k->body;
+    req.body_len = strlen(k->body);
+    req.timeout_ms = 5000;
+    co_upstream_cb cb = {cb_status, with_on_data ? cb_data : NULL, cb_done};
+    k->t0 = co_mono_us();
+    assert_int_equal(co_upstream_start(k->c->up, &req, &cb, k, &k->x), 0);
+    k->c->pending++;
+}
+
+#define OK_KEEP "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
+
+/* The upstream drops a kept-alive connection as the next request arrives on
+ * it: the request is sent again on a new connection and succeeds. */
+static void test_wire_stale_keepalive(void **state)
+{
+    (void)state;
+    static const step steps[] = {{OK_KEEP, 0}, {NULL, 0}, {OK_KEEP, 0}};
+    scripted sv;
+    scripted_start(&sv, steps, 3);
+    ctx c;
+    ctx_init(&c, NULL);
+    call k1, k2;
+    call_init(&k1, &c);
+    call_init(&k2, &c);
+    start_to(&k1, &sv, 0);
+    run(&c, 5000);
+    assert_int_equal(k1.err, CO_UPSTREAM_OK);
+    start_to(&k2, &sv, 0);
+    run(&c, 5000);
+    assert_int_equal(k2.done_calls, 1);
+    assert_int_equal(k2.err, CO_UPSTREAM_OK);
+    assert_int_equal(k2.status, 200);
+    assert_string_equal(k2.rbody, "{}");
+    assert_int_equal(atomic_load(&sv.conns), 2);
+    assert_int_equal(atomic_load(&sv.requests), 3);
+    call_fini(&k1);
+    call_fini(&k2);
+    ctx_fini(&c);
+    scripted_stop(&sv);
+}
+
+/* Chunked with extensions and trailers, a 1xx before the answer, a body
+ * that runs to the close, Connection: close, a bare 204. */
+static void test_wire_framing(void **state)
+{
+    (void)state;
+    static const step steps[] = {
+        {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\n"
+         "X-Trailer: t\r\n\r\n", 0},
+        {"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 3\r\n\r\nabc", 0},
+        {"HTTP/1.1 204 No Content\r\n\r\n", 0},
+        {"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 4\r\n\r\nlast", 1},
+        {"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the close", 1},
+    };
+    scripted sv;
+    scripted_start(&sv, steps, 5);
+    ctx c;
+    ctx_init(&c, NULL);
+    static const char *const want_body[] = {"hello world", "abc", "", "last", "until the close"};
+    static const int want_status[] = {200, 201, 204, 200, 200};
+    for (int i = 0; i < 5; i++) {
+        call k;
+        call_init(&k, &c);
+        start_to(&k, &sv, i == 0); /* the chunked one streamed */
+        run(&c, 5000);
+        assert_int_equal(k.done_calls, 1);
+        assert_int_equal(k.err, CO_UPSTREAM_OK);
+        assert_int_equal(k.status, want_status[i]);
+        if (i == 0) {
+            assert_int_equal(k.data.len, strlen(want_body[0]));
+            assert_memory_equal(k.data.p, want_body[0], k.data.len);
+        } else {
+            assert_string_equal(k.rbody, want_body[i]);
+        }
+        call_fini(&k);
+    }
+    /* one connection for the first four exchanges' keep-alive run, a new one
+     * after "Connection: close" */
+    assert_int_equal(atomic_load(&sv.conns), 2);
+    ctx_fini(&c);
+    scripted_stop(&sv);
+}
+
+/* Not HTTP, a bad chunk size, a Content-Length that is not a number: errors,
+ * never a success. */
+static void test_wire_malformed(void **state)
+{
+    (void)state;
+    static const step steps[] = {
+        {"SSH-2.0-OpenSSH\r\n\r\n", 1},
+        {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n", 1},
+        {"HTTP/1.1 200 OK\r\nContent-Length: 12abc\r\n\r\nhello", 1},
+    };
+    scripted sv;
+    scripted_start(&sv, steps, 3);
+    ctx c;
+    ctx_init(&c, NULL);
+    for (int i = 0; i < 3; i++) {
+        call k;
+        call_init(&k, &c);
+        start_to(&k, &sv, 0);
+        run(&c, 5000);
+        assert_int_equal(k.done_calls, 1);
+        assert_int_not_equal(k.err, CO_UPSTREAM_OK);
+        if (!CURL_ONLY)
+            assert_int_equal(k.err, CO_UPSTREAM_EOTHER);
+        call_fini(&k);
+    }
+    ctx_fini(&c);
+    scripted_stop(&sv);
+}
+
 static void test_bad_args(void **state)
 {
     (void)state;
@@ -1082,6 +1310,9 @@ int main(void)
         cmocka_unit_test(test_free_in_flight),
         cmocka_unit_test(test_free_inside_callback),
         cmocka_unit_test(test_bad_args),
+        cmocka_unit_test(test_wire_stale_keepalive),
+        cmocka_unit_test(test_wire_framing),
+        cmocka_unit_test(test_wire_malformed),
         cmocka_unit_test(test_throughput),
     };
     fprintf(stderr, "== the native HTTP/1.1 path\n");
