@@ -5,6 +5,9 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 /* Wall clock in milliseconds since the epoch. */
 int64_t co_now_ms(void);
@@ -27,11 +30,23 @@ size_t co_utf8_bad_offset(const unsigned char *p, size_t len);
 
 /* End of the run of "plain" JSON string bytes starting at p[i]: the index of
  * the first byte that is a quote, a backslash, a control character or
- * non-ASCII (or n). Eight bytes per step on little-endian machines, so the
- * request and response scanners on the gateway's hot path do not pay a
- * branch per byte for ordinary text. */
+ * non-ASCII (or n). Sixteen bytes per step with SSE2, eight on other
+ * little-endian machines, so the request and response scanners on the
+ * gateway's hot path do not pay a branch per byte for ordinary text. */
 static inline size_t co_json_plain_end(const unsigned char *p, size_t i, size_t n)
 {
+#if defined(__SSE2__)
+    const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\'), ctl = _mm_set1_epi8(0x1f);
+    while (n - i >= 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + i));
+        __m128i hit = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bslash)),
+                                   _mm_cmpeq_epi8(_mm_max_epu8(v, ctl), ctl)); /* v <= 0x1f */
+        int mask = _mm_movemask_epi8(hit) | _mm_movemask_epi8(v); /* high bit: non-ASCII */
+        if (mask)
+            return i + (size_t)__builtin_ctz((unsigned)mask);
+        i += 16;
+    }
+#endif
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
     const uint64_t ones = UINT64_C(0x0101010101010101), high = UINT64_C(0x8080808080808080);
     while (n - i >= 8) {
