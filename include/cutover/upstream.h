@@ -1,8 +1,15 @@
 /* co_upstream: a per-worker asynchronous HTTP client for upstream model APIs,
- * built on libcurl's multi_socket_action interface and driven by the worker's
- * libevent event_base (curl's sockets become libevent events, curl's single
- * timeout becomes one libevent timer). No thread, no lock, no blocking call:
- * everything runs inside the worker's event loop.
+ * driven by the worker's libevent event_base. Two engines behind one API:
+ * plain http:// to an IP literal or localhost (self-hosted servers, the sim)
+ * takes a native HTTP/1.1 client (one read event per connection for its
+ * life, one writev per request, no proxy); everything else (https, HTTP/2,
+ * names to resolve, proxies) goes through libcurl's multi_socket_action
+ * interface (curl's sockets become libevent events, curl's single timeout
+ * becomes one libevent timer). opts.curl_only sends every URL to libcurl.
+ * No thread, no lock, no blocking call: everything runs inside the worker's
+ * event loop. Callbacks, error classes, timeouts and limits are the same on
+ * both engines; curl_code is 0 and curl_*_us repeat ttfb/total on the native
+ * one.
  *
  * Threads. One co_upstream per worker thread, used only on the thread that
  * runs its event_base; every function here except co_upstream_stats must be
