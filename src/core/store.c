@@ -590,7 +590,7 @@ int co_store_lease_drop(co_store *st, const char *name, const char *holder)
 
 int co_store_lease_held(co_store *st, const char *name, const char *holder)
 {
-    if (!st || !name || !holder)
+    if (!st || !name || !holder || !st->ops->lease_held)
         return 0;
     return st->ops->lease_held(st, name, holder);
 }
