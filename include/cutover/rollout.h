@@ -216,7 +216,11 @@ int co_controller_new(co_controller **out, const co_config *cfg, const co_contro
 void co_controller_free(co_controller *c);
 /* One pass: takes or renews the lease and, while held, steps every workload
  * whose rollout is active and due (every `interval`). *held (may be NULL)
- * says whether this controller holds the lease. */
+ * says whether this controller holds the lease. The lease is a lock of the
+ * store (co_store_lease_take): it is released when the holder's store
+ * handle, process or PostgreSQL session ends, so a standby takes over at
+ * its next tick — within one period, and the period is at most one
+ * interval. A tick whose store connection broke stops acting at once. */
 int co_controller_tick(co_controller *c, int *held);
 /* Ticks until co_controller_stop (from any thread), then drops the lease.
  * The pause between ticks is the shortest real interval of the workloads,
@@ -227,9 +231,14 @@ void co_controller_stop(co_controller *c);
 int co_controller_start_thread(co_controller *c);
 /* Stops and joins that thread. */
 void co_controller_join(co_controller *c);
-/* The lease time to live and the pause between ticks, real ms (for tests and logs). */
+/* The expiry written into the informational leases row at each renewal
+ * (three periods: a row older than that is stale; the lock itself never
+ * times out) and the pause between ticks, real ms. */
 int64_t co_controller_lease_ttl_ms(const co_controller *c);
 int64_t co_controller_period_ms(const co_controller *c);
+/* Tests: ends the controller the way a killed process would — its store
+ * handle closed without dropping the lease — and frees it. */
+void co__controller_abandon(co_controller *c);
 
 /* The default incumbent probe: a one-token chat request to w->incumbent
  * through its provider (endpoint.h), answered 2xx with a parseable body. */

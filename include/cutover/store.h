@@ -305,11 +305,33 @@ int co_store_gateway_beat(co_store *st, const co_gateway_beat *b);
 /* Gateways whose last beat is at or after seen_since_ms; free with co_gateway_beats_free. */
 int co_store_gateways(co_store *st, int64_t seen_since_ms, co_gateway_beat **out, size_t *n);
 void co_gateway_beats_free(co_gateway_beat *v, size_t n);
-/* Named lease with one holder at a time (the rollout controller). Sets
- * *out_held to 1 when `holder` has it now (taken or renewed for ttl_ms),
- * else 0. Call again before ttl_ms passes to keep it. */
+/* Named lease with one holder at a time (the rollout controller): a lock
+ * held by this handle, not a timed claim. Sets *out_held to 1 when `holder`
+ * has it now through this handle (taken, or still held: renewed), else 0
+ * (another handle, or another holder on this handle, has it). The system
+ * releases it when the handle goes away — co_store_close, the process's
+ * death, or (PostgreSQL) the end of the handle's database session — so
+ * another handle can take it at its next call, without waiting out any
+ * ttl. ttl_ms only sets the informational expiry in the store's `leases`
+ * row (holder, expires_ms = now + ttl_ms), written by whoever holds the
+ * lock so others can see who it is.
+ *
+ * PostgreSQL: a session advisory lock, pg_try_advisory_lock("CULE", hash of
+ * the schema and name). A renewal proves with one round trip that the
+ * session still holds it; after a reconnect (store.h: a lost connection is
+ * replaced at the next call) the handle has forgotten every lease of the
+ * old session and this call takes it anew or reports 0 — never "held" on
+ * a session that did not lock it. The server ends the session of a holder
+ * whose host vanished within about 25 s (TCP keepalives on its side).
+ * SQLite: an open-file-description lock (F_OFD_SETLK) on "<db>-lease-<name>"
+ * next to the database (one host); "sqlite::memory:" stores: per handle. */
 int co_store_lease_take(co_store *st, const char *name, const char *holder, int64_t ttl_ms, int *out_held);
-/* Releases the lease if `holder` has it (not an error otherwise). */
+/* Releases the lease if `holder` has it through this handle (not an error
+ * otherwise) and deletes its row. */
 int co_store_lease_drop(co_store *st, const char *name, const char *holder);
+/* 1 when this handle still holds the lease for `holder` as far as it knows
+ * without asking the server (0 once its connection broke or was replaced):
+ * a holder checks it before each action between two takes. */
+int co_store_lease_held(co_store *st, const char *name, const char *holder);
 
 #endif

@@ -587,3 +587,10 @@ int co_store_lease_drop(co_store *st, const char *name, const char *holder)
     NEED(holder != NULL && holder[0], "lease has no holder");
     return st->ops->lease_drop(st, name, holder);
 }
+
+int co_store_lease_held(co_store *st, const char *name, const char *holder)
+{
+    if (!st || !name || !holder || !st->ops->lease_held)
+        return 0;
+    return st->ops->lease_held(st, name, holder);
+}

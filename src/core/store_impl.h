@@ -41,12 +41,15 @@
  *   run -> CO_ENOENT (also for run_get / run_finish).
  * - gateway_beat upserts by id (started_ms kept from the first beat);
  *   gateways lists those seen at or after seen_since_ms, by id.
- * - lease_take: held when the lease is free, expired or already this
- *   holder's (renewed to now + ttl); *out_held = 0 otherwise. A back end may
- *   use a session lock instead (PostgreSQL advisory locks: released when the
- *   holder's connection dies); lease_drop releases only the holder's own.
- *   (store_pg.c keeps a lease table too, timed by the server's clock: see
- *   the top of that file for why.)
+ * - lease_take: a lock with one holder at a time, released by the system
+ *   when the holder's handle goes away (co_store_close, process death,
+ *   PostgreSQL session end) — never by a ttl. Held when free or already
+ *   this holder's on this handle (renewal: the ttl only moves the
+ *   informational leases row's expires_ms, and a renewal never stacks the
+ *   lock); *out_held = 0 when another handle, or another holder on this
+ *   handle, has it. Whoever holds the lock writes the leases row.
+ *   lease_drop releases only the holder's own; lease_held answers from what
+ *   the handle knows, without a round trip (0 once its connection broke).
  * - workload_state_set and rollout_put announce the change to wait_change
  *   on every handle (PostgreSQL: NOTIFY in the same transaction). */
 struct co_store_ops {
@@ -100,6 +103,7 @@ struct co_store_ops {
     int (*lease_take)(co_store *st, const char *name, const char *holder, int64_t ttl_ms,
                       int *out_held);
     int (*lease_drop)(co_store *st, const char *name, const char *holder);
+    int (*lease_held)(co_store *st, const char *name, const char *holder);
     int (*wait_change)(co_store *st, int64_t timeout_ms, int *out_changed);
 };
 

@@ -11,13 +11,25 @@
  * - The workload_state version is max + 1 taken under a transaction-level
  *   advisory lock, so versions are handed out in commit order (a sequence
  *   would let a reader see version 6 commit before 5 and skip 5 forever).
- * - Leases are rows in a table, as in SQLite, but expiry uses the server's
- *   clock, so replicas with skewed clocks still agree. A table, not
- *   pg_try_advisory_lock: an advisory lock is held by a *connection*, and a
- *   holder whose host vanished without closing its socket keeps it until
- *   TCP keepalive gives up (minutes to hours); a lease lapses after its ttl
- *   whatever happens to the holder, and the ttl means the same on both back
- *   ends.
+ * - A lease is a session-level advisory lock, pg_try_advisory_lock(CULE,
+ *   hashtext(schema/name)), held by the handle's connection: the server
+ *   releases it the moment the holder's session ends (process killed,
+ *   connection closed, backend terminated), so a standby takes it at its
+ *   next try instead of after a ttl. The handle remembers which leases its
+ *   *current* connection holds; a reconnect forgets them all (the old
+ *   session's locks died with it) and a renewal proves the session and the
+ *   lock are still there with one round trip. The `leases` row (holder,
+ *   expires_ms = now + ttl on the server's clock) is information only,
+ *   written by whoever holds the lock, so status and tests can see who it
+ *   is. The schema is part of the key: two stores in one database (one
+ *   schema each) do not share a lease.
+ * - A holder whose host vanishes without closing its socket is reaped by
+ *   the server through TCP keepalives this file sets on every session
+ *   (server side: first probe after 10 s idle, 3 probes 5 s apart,
+ *   tcp_user_timeout 25 s for unacknowledged data; unless the URL's
+ *   options= sets them): its lock is free about 25 s after its last round
+ *   trip. The holder's own calls go through that same session, so it can
+ *   act no longer than the session lives.
  * - Text of recorded exchanges that is not valid UTF-8 (PostgreSQL refuses
  *   it) is stored with U+FFFD in place of each bad byte; SQLite stores the
  *   bytes as they are.
@@ -48,6 +60,9 @@
 #define PG_LOCK_NS 1129665615
 #define PG_LOCK_MIGRATE 1
 #define PG_LOCK_VERSION 2
+/* Leases: class "CULE", object a hash of the schema and the lease's name. */
+#define PG_LOCK_LEASE "1129663557"
+#define PG_LEASE_OBJ(n) "hashtext(coalesce(current_schema(), '') || '/' || $" n ")"
 #define PG_CHANNEL "cutover_state"
 #define PG_LOCK_TIMEOUT "5s"   /* lock waits beyond this are CO_EBUSY, like SQLite's busy timeout */
 #define PG_COPY_CHUNK (256 * 1024)
@@ -274,7 +289,7 @@ enum pg_stmt_id {
     S_REV_UPSERT, S_REV_LIST_P, S_REV_LIST_ALL,
     S_FB_UPSERT,
     S_EVID_INSERT, S_EVID_LIST_I, S_EVID_LIST_ALL,
-    S_GW_BEAT, S_GW_LIST, S_LEASE_TAKE, S_LEASE_DROP,
+    S_GW_BEAT, S_GW_LIST, S_LEASE_LOCK, S_LEASE_ROW, S_LEASE_UNLOCK, S_LEASE_DROP,
     S__COUNT
 };
 
@@ -394,13 +409,18 @@ static const char *const pg_sql[S__COUNT] = {
                   " seen_ms = excluded.seen_ms, applied_version = excluded.applied_version",
     [S_GW_LIST] = "SELECT id, host, pid, started_ms, seen_ms, applied_version FROM gateways"
                   " WHERE seen_ms >= $1 ORDER BY id",
-    /* Taken when free, expired (by the server's clock), or already ours. */
-    [S_LEASE_TAKE] = "INSERT INTO leases (name, holder, expires_ms)"
-                     " VALUES ($1, $2, " SQL_NOW_MS " + $3)"
-                     " ON CONFLICT (name) DO UPDATE SET holder = excluded.holder,"
-                     " expires_ms = excluded.expires_ms"
-                     " WHERE leases.holder = excluded.holder OR leases.expires_ms < " SQL_NOW_MS
-                     " RETURNING holder",
+    /* Leases: the advisory lock is the authority (see the top of the file). */
+    [S_LEASE_LOCK] = "SELECT pg_try_advisory_lock(" PG_LOCK_LEASE ", " PG_LEASE_OBJ("1") ")",
+    [S_LEASE_UNLOCK] = "SELECT pg_advisory_unlock(" PG_LOCK_LEASE ", " PG_LEASE_OBJ("1") ")",
+    /* The informational row, written only while this session holds the
+     * lock: no row back means the lock is not (or no longer) ours. */
+    [S_LEASE_ROW] = "INSERT INTO leases (name, holder, expires_ms)"
+                    " SELECT $1::text, $2::text, " SQL_NOW_MS " + $3::bigint"
+                    " WHERE EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory'"
+                    " AND pid = pg_backend_pid() AND granted AND objsubid = 2"
+                    " AND classid = " PG_LOCK_LEASE "::oid AND objid = (" PG_LEASE_OBJ("1") ")::oid)"
+                    " ON CONFLICT (name) DO UPDATE SET holder = excluded.holder,"
+                    " expires_ms = excluded.expires_ms RETURNING 1",
     [S_LEASE_DROP] = "DELETE FROM leases WHERE name = $1 AND holder = $2",
 };
 
@@ -423,6 +443,11 @@ typedef struct pg_store {
     int in_each;   /* eval_results_each is calling back */
     /* change notification */
     PGconn *listen;
+    /* leases whose lock the current `conn` holds (forgotten on reconnect) */
+    struct pg_lease {
+        char *name, *holder;
+    } *leases;
+    size_t nleases;
 } pg_store;
 
 static const struct co_store_ops pg_ops;
@@ -563,9 +588,16 @@ static int pg_connect(pg_store *s, PGconn **out, const char *app)
         return co_error_set(CO_ESTORE, "cannot connect to store %s: %s", s->shown, msg);
     }
     PQsetNoticeProcessor(c, quiet_notices, NULL);
-    /* Waits on row locks end like SQLite's busy timeout: CO_EBUSY. */
-    PGresult *r = PQexec(c, "SET lock_timeout = '" PG_LOCK_TIMEOUT "'");
-    int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    /* Waits on row locks end like SQLite's busy timeout: CO_EBUSY. The
+     * server's side of the socket gets keepalives too (unless the URL's
+     * options= set them): a session whose client host vanished is ended
+     * within about 25 s, which frees its lease (see the top of the file). */
+    PGresult *r = PQexec(c, "SET lock_timeout = '" PG_LOCK_TIMEOUT "';"
+                            "SELECT set_config(name, v, false) FROM (VALUES"
+                            " ('tcp_keepalives_idle', '10'), ('tcp_keepalives_interval', '5'),"
+                            " ('tcp_keepalives_count', '3'), ('tcp_user_timeout', '25000'))"
+                            " AS d(name, v) JOIN pg_settings USING (name) WHERE source <> 'client'");
+    int ok = PQresultStatus(r) == PGRES_TUPLES_OK;
     PQclear(r);
     if (!ok) {
         char msg[512];
@@ -578,9 +610,23 @@ static int pg_connect(pg_store *s, PGconn **out, const char *app)
     return 0;
 }
 
+static int conn_ok(const pg_store *s) { return s->conn && PQstatus(s->conn) == CONNECTION_OK; }
+
+static void leases_forget_all(pg_store *s)
+{
+    for (size_t i = 0; i < s->nleases; i++) {
+        free(s->leases[i].name);
+        free(s->leases[i].holder);
+    }
+    free(s->leases);
+    s->leases = NULL;
+    s->nleases = 0;
+}
+
 /* Re-establishes a connection that was lost since the last call (server
  * restart, failover, idle timeout): the call that saw it break failed; the
- * next one gets a fresh session. Never inside a transaction. */
+ * next one gets a fresh session. Never inside a transaction. The advisory
+ * locks of the old session died with it: its leases are forgotten. */
 static int pg_ready(pg_store *s)
 {
     if (s->conn && PQstatus(s->conn) == CONNECTION_OK)
@@ -588,6 +634,7 @@ static int pg_ready(pg_store *s)
     if (s->conn)
         PQfinish(s->conn);
     s->conn = NULL;
+    leases_forget_all(s);
     memset(s->prepared, 0, sizeof s->prepared);
     memset(s->win_prepared, 0, sizeof s->win_prepared);
     s->in_tx = 0;
@@ -784,10 +831,16 @@ static void pg_close(co_store *st)
     pg_store *s = (pg_store *)st;
     if (!s)
         return;
+    /* The server frees a session's locks when the backend exits, a moment
+     * after PQfinish; unlocking first makes the lease free when close
+     * returns (a process that dies gets the former). */
+    if (s->nleases && conn_ok(s) && !s->in_tx)
+        PQclear(PQexec(s->conn, "SELECT pg_advisory_unlock_all()"));
     if (s->conn)
         PQfinish(s->conn);
     if (s->listen)
         PQfinish(s->listen);
+    leases_forget_all(s); /* the session that held them has ended */
     free(s->url);
     free(s->shown);
     free(s);
@@ -2127,29 +2180,163 @@ done:
     return rc;
 }
 
-static int pg_lease_take(co_store *st, const char *name, const char *holder, int64_t ttl_ms,
-                         int *out_held)
+/* ---- leases ---------------------------------------------------------------- */
+
+/* Index of the lease `name` among those the current connection holds, or -1. */
+static long lease_find(const pg_store *s, const char *name)
 {
-    pg_store *s = (pg_store *)st;
+    for (size_t i = 0; i < s->nleases; i++)
+        if (strcmp(s->leases[i].name, name) == 0)
+            return (long)i;
+    return -1;
+}
+
+static void lease_forget(pg_store *s, long i)
+{
+    if (i < 0)
+        return;
+    free(s->leases[i].name);
+    free(s->leases[i].holder);
+    s->leases[i] = s->leases[--s->nleases];
+}
+
+static int lease_remember(pg_store *s, const char *name, const char *holder)
+{
+    struct pg_lease *v = realloc(s->leases, (s->nleases + 1) * sizeof *v);
+    if (!v)
+        return pg_oom();
+    s->leases = v;
+    struct pg_lease *l = &v[s->nleases];
+    l->name = strdup(name);
+    l->holder = strdup(holder);
+    if (!l->name || !l->holder) {
+        free(l->name);
+        free(l->holder);
+        return pg_oom();
+    }
+    s->nleases++;
+    return 0;
+}
+
+/* Writes the informational row; *out_ours = 0 when the session turns out
+ * not to hold the lock (nothing written then). */
+static int lease_row(pg_store *s, const char *name, const char *holder, int64_t ttl_ms, int *out_ours)
+{
     PGresult *r;
     pgp p = {0};
     p_str(&p, name);
     p_str(&p, holder);
     p_i64(&p, ttl_ms);
-    int rc = pg_run(s, S_LEASE_TAKE, &p, &r, "taking a lease");
-    if (rc == 0)
-        *out_held = PQntuples(r) > 0;
+    int rc = pg_run(s, S_LEASE_ROW, &p, &r, "renewing lease '%s'", name);
+    *out_ours = rc == 0 && PQntuples(r) > 0;
     PQclear(r);
     return rc;
+}
+
+/* Best effort: the caller already has an error or an answer to return. */
+static void lease_unlock(pg_store *s, const char *name)
+{
+    if (!conn_ok(s))
+        return; /* the session, and its lock, are gone anyway */
+    int status = co_error_last_status();
+    char saved[1024];
+    snprintf(saved, sizeof saved, "%s", co_error_last());
+    PGresult *r;
+    pgp p = {0};
+    p_str(&p, name);
+    if (pg_run(s, S_LEASE_UNLOCK, &p, &r, "releasing lease '%s'", name) == 0)
+        PQclear(r);
+    co_error_set(status, "%s", saved);
+}
+
+/* Renewal (this session holds it): one round trip that proves the session
+ * is alive and still holds the lock, and moves the row's expiry. Taking:
+ * pg_try_advisory_lock once (advisory locks are re-entrant: taking one
+ * twice would need two unlocks, so a held lease is never locked again),
+ * then the row. A connection that broke since the last call is replaced
+ * first (pg_ready), which forgets every lease of the old session. */
+static int pg_lease_take(co_store *st, const char *name, const char *holder, int64_t ttl_ms,
+                         int *out_held)
+{
+    pg_store *s = (pg_store *)st;
+    int rc = pg_ready(s), ours = 0;
+    if (rc)
+        return rc;
+    long i = lease_find(s, name);
+    if (i >= 0) {
+        if (strcmp(s->leases[i].holder, holder) != 0)
+            return 0; /* another holder on this very handle has it */
+        if ((rc = lease_row(s, name, holder, ttl_ms, &ours))) {
+            if (!conn_ok(s))
+                lease_forget(s, lease_find(s, name));
+            return rc;
+        }
+        if (ours) {
+            *out_held = 1;
+            return 0;
+        }
+        lease_forget(s, i); /* unlocked behind our back: try to take it again */
+    }
+    PGresult *r;
+    pgp p = {0};
+    p_str(&p, name);
+    if ((rc = pg_run(s, S_LEASE_LOCK, &p, &r, "taking lease '%s'", name)))
+        return rc;
+    int got = PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+    PQclear(r);
+    if (!got)
+        return 0;
+    if ((rc = lease_remember(s, name, holder))) {
+        lease_unlock(s, name);
+        return rc;
+    }
+    rc = lease_row(s, name, holder, ttl_ms, &ours);
+    if (rc == 0 && !ours)
+        rc = co_error_set(CO_ESTORE, "store %s: lease '%s' was taken but its lock is not listed",
+                          s->shown, name);
+    if (rc) {
+        /* never keep a lock the caller was told it does not have */
+        lease_forget(s, lease_find(s, name));
+        lease_unlock(s, name);
+        return rc;
+    }
+    *out_held = 1;
+    return 0;
 }
 
 static int pg_lease_drop(co_store *st, const char *name, const char *holder)
 {
     pg_store *s = (pg_store *)st;
+    int rc = pg_ready(s);
+    if (rc)
+        return rc;
+    long i = lease_find(s, name);
+    int mine = i >= 0 && strcmp(s->leases[i].holder, holder) == 0;
+    /* the row first: it never names us while someone else holds the lock */
     pgp p = {0};
     p_str(&p, name);
     p_str(&p, holder);
-    return pg_do(s, S_LEASE_DROP, &p, "releasing a lease");
+    rc = pg_do(s, S_LEASE_DROP, &p, "releasing a lease");
+    if (!mine || (i = lease_find(s, name)) < 0)
+        return rc; /* (a reconnect in pg_do took the lock with the old session) */
+    lease_forget(s, i);
+    if (rc) {
+        lease_unlock(s, name);
+        return rc;
+    }
+    PGresult *r;
+    pgp u = {0};
+    p_str(&u, name);
+    if ((rc = pg_run(s, S_LEASE_UNLOCK, &u, &r, "releasing lease '%s'", name)) == 0)
+        PQclear(r);
+    return rc;
+}
+
+static int pg_lease_held(co_store *st, const char *name, const char *holder)
+{
+    pg_store *s = (pg_store *)st;
+    long i = lease_find(s, name);
+    return i >= 0 && conn_ok(s) && strcmp(s->leases[i].holder, holder) == 0;
 }
 
 /* ---- change notification --------------------------------------------------- */
@@ -2266,5 +2453,6 @@ static const struct co_store_ops pg_ops = {
     .gateways = pg_gateways,
     .lease_take = pg_lease_take,
     .lease_drop = pg_lease_drop,
+    .lease_held = pg_lease_held,
     .wait_change = pg_wait_change,
 };

@@ -2,8 +2,18 @@
  * connection setup (WAL, busy timeout, foreign keys), the per-handle cache of
  * prepared statements, and every store operation as SQL. One sq_store per
  * thread; several handles (threads or processes) may share one file, and WAL
- * lets readers proceed while one writer commits. */
+ * lets readers proceed while one writer commits.
+ *
+ * Leases are locks, not timed rows: an open-file-description lock
+ * (F_OFD_SETLK, Linux) on a side file "<db>-lease-<name>" (0600) next to the
+ * database. The kernel releases it when the handle closes the file or its
+ * process dies, however it dies; being per open file description, two
+ * handles in one process are two holders (a POSIX record lock would be per
+ * process and vanish when any descriptor of the file closes). The `leases`
+ * row is information only, written by the lock's holder. ":memory:" stores
+ * are private to their handle: the lease is per handle, no file. */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -11,6 +21,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <sqlite3.h>
 
@@ -248,7 +259,7 @@ enum sq_stmt_id {
     S_REV_UPSERT, S_REV_LIST_P, S_REV_LIST_ALL,
     S_FB_UPSERT,
     S_EVID_INSERT, S_EVID_LIST_I, S_EVID_LIST_ALL,
-    S_GW_BEAT, S_GW_LIST, S_LEASE_TAKE, S_LEASE_DROP,
+    S_GW_BEAT, S_GW_LIST, S_LEASE_ROW, S_LEASE_DROP,
     S_DATA_VERSION, S_STATE_SIG,
     S__COUNT
 };
@@ -372,13 +383,10 @@ static const char *const sq_sql[S__COUNT] = {
                   " seen_ms = excluded.seen_ms, applied_version = excluded.applied_version",
     [S_GW_LIST] = "SELECT id, host, pid, started_ms, seen_ms, applied_version FROM gateways"
                   " WHERE seen_ms >= ?1 ORDER BY id",
-    /* Taken when free, expired, or already ours (renewal); RETURNING yields a
-     * row only when the upsert happened. */
-    [S_LEASE_TAKE] = "INSERT INTO leases (name, holder, expires_ms) VALUES (?1, ?2, ?3)"
-                     " ON CONFLICT (name) DO UPDATE SET holder = excluded.holder,"
-                     " expires_ms = excluded.expires_ms"
-                     " WHERE leases.holder = excluded.holder OR leases.expires_ms < ?4"
-                     " RETURNING holder",
+    /* Written by the lease's holder (the lock decides, see the top). */
+    [S_LEASE_ROW] = "INSERT INTO leases (name, holder, expires_ms) VALUES (?1, ?2, ?3)"
+                    " ON CONFLICT (name) DO UPDATE SET holder = excluded.holder,"
+                    " expires_ms = excluded.expires_ms",
     [S_LEASE_DROP] = "DELETE FROM leases WHERE name = ?1 AND holder = ?2",
     /* Moves when another connection commits (any table). */
     [S_DATA_VERSION] = "PRAGMA data_version",
@@ -408,6 +416,13 @@ typedef struct sq_store {
      * itself (its own commits do not move data_version). */
     int watching, self_changed;
     int64_t data_version, sig[3];
+    /* leases this handle holds: the side file's descriptor carries the lock
+     * (-1 for a ":memory:" store) */
+    struct sq_lease {
+        char *name, *holder;
+        int fd;
+    } *leases;
+    size_t nleases;
 } sq_store;
 
 static const struct co_store_ops sq_ops;
@@ -755,6 +770,13 @@ static void sq_close(co_store *st)
     /* _v2: even if something were still open, the handle is released once it
      * finishes instead of leaking. */
     sqlite3_close_v2(s->db);
+    for (size_t i = 0; i < s->nleases; i++) { /* closing the file releases the lock */
+        if (s->leases[i].fd >= 0)
+            close(s->leases[i].fd);
+        free(s->leases[i].name);
+        free(s->leases[i].holder);
+    }
+    free(s->leases);
     free(s->path);
     free(s);
 }
@@ -2002,41 +2024,152 @@ done:
     return rc;
 }
 
+/* ---- leases ---------------------------------------------------------------- */
+
+static int is_memory(const sq_store *s) { return strcmp(s->path, ":memory:") == 0; }
+
+static long lease_find(const sq_store *s, const char *name)
+{
+    for (size_t i = 0; i < s->nleases; i++)
+        if (strcmp(s->leases[i].name, name) == 0)
+            return (long)i;
+    return -1;
+}
+
+/* Forgets lease i and closes its file, which releases the lock. */
+static void lease_release(sq_store *s, long i)
+{
+    if (s->leases[i].fd >= 0)
+        close(s->leases[i].fd);
+    free(s->leases[i].name);
+    free(s->leases[i].holder);
+    s->leases[i] = s->leases[--s->nleases];
+}
+
+/* "<db>-lease-<name>": characters other than [A-Za-z0-9._-] become '_'
+ * and then a hash of the name keeps two names apart. */
+static int lease_path(const sq_store *s, const char *name, char *out, size_t n)
+{
+    char safe[96];
+    size_t k = 0;
+    int changed = 0;
+    for (const char *c = name; *c && k < 64; c++) {
+        int ok = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+                 *c == '.' || *c == '_' || *c == '-';
+        safe[k++] = ok ? *c : '_';
+        changed |= !ok;
+    }
+    changed |= strlen(name) > 64;
+    safe[k] = '\0';
+    int w = changed ? snprintf(out, n, "%s-lease-%s-%016llx", s->path, safe,
+                               (unsigned long long)co_hash64(name, strlen(name), 0))
+                    : snprintf(out, n, "%s-lease-%s", s->path, safe);
+    if (w < 0 || (size_t)w >= n)
+        return co_error_set(CO_EINVAL, "store %s: lease file name too long", s->path);
+    return 0;
+}
+
+/* Tries the lock: 0 with *out_fd the locked file, or -1 when another open
+ * file description holds it; an error when the file cannot be opened. */
+static int lease_lock(sq_store *s, const char *name, int *out_fd)
+{
+    char path[4096];
+    int rc = lease_path(s, name, path, sizeof path);
+    *out_fd = -1;
+    if (rc)
+        return rc;
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0)
+        return co_error_set(CO_ESTORE, "store %s: lease file %s: %s", s->path, path, strerror(errno));
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
+    if (fcntl(fd, F_OFD_SETLK, &fl) == 0) {
+        *out_fd = fd;
+        return 0;
+    }
+    int e = errno;
+    close(fd);
+    if (e == EAGAIN || e == EACCES)
+        return 0;
+    return co_error_set(CO_ESTORE, "store %s: locking lease file %s: %s", s->path, path, strerror(e));
+}
+
+static int lease_row(sq_store *s, const char *name, const char *holder, int64_t ttl_ms)
+{
+    sqlite3_stmt *up = NULL;
+    int rc = sq_stmt(s, S_LEASE_ROW, &up);
+    if (rc)
+        return rc;
+    bind_text(up, 1, name);
+    bind_text(up, 2, holder);
+    sqlite3_bind_int64(up, 3, co_now_ms() + ttl_ms);
+    rc = sq_step_done(s, up, "renewing a lease");
+    sq_release(up);
+    return rc;
+}
+
 static int sq_lease_take(co_store *st, const char *name, const char *holder, int64_t ttl_ms, int *out_held)
 {
     sq_store *s = (sq_store *)st;
-    sqlite3_stmt *up = NULL;
-    int rc = sq_stmt(s, S_LEASE_TAKE, &up);
-    if (rc)
+    long i = lease_find(s, name);
+    if (i >= 0) {
+        /* the lock cannot be lost while its file stays open: renew the row */
+        if (strcmp(s->leases[i].holder, holder) != 0)
+            return 0;
+        int rc = lease_row(s, name, holder, ttl_ms);
+        *out_held = rc == 0;
         return rc;
-    int64_t now = co_now_ms();
-    bind_text(up, 1, name);
-    bind_text(up, 2, holder);
-    sqlite3_bind_int64(up, 3, now + ttl_ms);
-    sqlite3_bind_int64(up, 4, now);
-    int src = sqlite3_step(up);
-    if (src == SQLITE_ROW)
-        *out_held = 1;
-    else if (src == SQLITE_DONE)
-        *out_held = 0;
-    else
-        rc = sq_fail(s, src, "taking a lease");
-    sq_release(up);
-    return rc;
+    }
+    int fd = -1, rc = 0;
+    if (!is_memory(s)) {
+        if ((rc = lease_lock(s, name, &fd)))
+            return rc;
+        if (fd < 0)
+            return 0; /* another handle has it */
+    }
+    struct sq_lease *v = realloc(s->leases, (s->nleases + 1) * sizeof *v);
+    char *n = strdup(name), *h = strdup(holder);
+    if (v)
+        s->leases = v;
+    if (!v || !n || !h) {
+        free(n);
+        free(h);
+        if (fd >= 0)
+            close(fd);
+        return sq_oom();
+    }
+    s->leases[s->nleases++] = (struct sq_lease){.name = n, .holder = h, .fd = fd};
+    if ((rc = lease_row(s, name, holder, ttl_ms))) {
+        lease_release(s, lease_find(s, name)); /* not held: never keep the lock */
+        return rc;
+    }
+    *out_held = 1;
+    return 0;
 }
 
 static int sq_lease_drop(co_store *st, const char *name, const char *holder)
 {
     sq_store *s = (sq_store *)st;
+    long i = lease_find(s, name);
+    int mine = i >= 0 && strcmp(s->leases[i].holder, holder) == 0;
+    /* the row first: it never names us while someone else holds the lock */
     sqlite3_stmt *del = NULL;
     int rc = sq_stmt(s, S_LEASE_DROP, &del);
-    if (rc)
-        return rc;
-    bind_text(del, 1, name);
-    bind_text(del, 2, holder);
-    rc = sq_step_done(s, del, "releasing a lease");
-    sq_release(del);
+    if (rc == 0) {
+        bind_text(del, 1, name);
+        bind_text(del, 2, holder);
+        rc = sq_step_done(s, del, "releasing a lease");
+        sq_release(del);
+    }
+    if (mine)
+        lease_release(s, i);
     return rc;
+}
+
+static int sq_lease_held(co_store *st, const char *name, const char *holder)
+{
+    sq_store *s = (sq_store *)st;
+    long i = lease_find(s, name);
+    return i >= 0 && strcmp(s->leases[i].holder, holder) == 0;
 }
 
 /* ---- change notification -------------------------------------------------- */
@@ -2136,5 +2269,6 @@ static const struct co_store_ops sq_ops = {
     .gateways = sq_gateways,
     .lease_take = sq_lease_take,
     .lease_drop = sq_lease_drop,
+    .lease_held = sq_lease_held,
     .wait_change = sq_wait_change,
 };

@@ -1,7 +1,9 @@
 /* The rollout state machine and its controller (include/cutover/rollout.h):
  * user commands (start, pause, resume, promote, abort, finalize), status,
- * and the controller that — holding the store lease, so one acts at a time
- * across a fleet — steps every active rollout each `interval`: credits the
+ * and the controller that — holding the store lease, a lock the store
+ * releases when its holder's handle, process or database session ends, so
+ * one acts at a time across a fleet and a standby takes over at its next
+ * tick — steps every active rollout each `interval`: credits the
  * hold with the time it watched, judges the stage window, rolls back on a
  * breach, promotes when the hold is over and every trigger is ok, extends
  * the hold when the evidence is still inconclusive, and after promotion
@@ -663,10 +665,21 @@ int64_t co_controller_period_ms(const co_controller *c)
     return p < 100 ? 100 : p > 1000 ? 1000 : p;
 }
 
+/* The lease is a lock (store.h): it is never lost by timing out. This is only
+ * the expiry written into the informational leases row — three missed
+ * renewals — so someone reading the table can tell a stale row. */
 int64_t co_controller_lease_ttl_ms(const co_controller *c)
 {
-    int64_t a = 3 * min_interval_real(c), b = 3 * co_controller_period_ms(c);
-    return a > b ? a : b;
+    return 3 * co_controller_period_ms(c);
+}
+
+/* How long a pending rollout (a start that may still be writing its second
+ * step) is left alone before the controller begins it. */
+static int64_t pending_grace_ms(const co_controller *c)
+{
+    int64_t a = 6 * min_interval_real(c), b = 6 * co_controller_period_ms(c);
+    int64_t g = a > b ? a : b;
+    return g < 5000 ? 5000 : g;
 }
 
 static void maybe_reload(co_controller *c)
@@ -752,6 +765,17 @@ int co_controller_new(co_controller **out, const co_config *cfg, const co_contro
 done:
     co_controller_free(c);
     return rc;
+}
+
+void co__controller_abandon(co_controller *c)
+{
+    if (!c)
+        return;
+    co_controller_join(c);
+    co_store_close(c->st); /* no lease_drop: the store's lock goes with the handle */
+    c->st = NULL;
+    c->held = 0;
+    co_controller_free(c);
 }
 
 void co_controller_free(co_controller *c)
@@ -965,10 +989,7 @@ static int step(co_controller *c, const co_workload_conf *w, int64_t now)
         /* A start that stopped half way (its process died between the two
          * writes): begin it — but only once it is clearly abandoned, never
          * racing a start that is still in progress. */
-        int64_t grace = 2 * co_controller_lease_ttl_ms(c);
-        if (grace < 5000)
-            grace = 5000;
-        if (now - r.stage_started_ms < grace)
+        if (now - r.stage_started_ms < pending_grace_ms(c))
             goto done;
         rc = enter_stage(c->st, c->cfg, w, &r, 0, now, co_rollout_scale(&c->clock), "controller", "begin",
                          "a pending rollout, begun by the controller", NULL);
@@ -1052,6 +1073,18 @@ int co_controller_tick(co_controller *c, int *held)
         const co_workload_conf *w = (const co_workload_conf *)c->cfg->workloads.v + i;
         if (!w->candidate)
             continue;
+        /* A store call that lost the connection lost the lock with it, and the
+         * next call would run on a new session that does not hold it: stop
+         * acting until the next tick takes the lease again. */
+        if (!co_store_lease_held(c->st, c->lease, c->holder)) {
+            clog_(c, LOG_WARN, "rollout controller %s: lost the lease '%s' with the store connection",
+                  c->holder, c->lease);
+            c->held = 0;
+            forget_all(c);
+            if (held)
+                *held = 0;
+            break;
+        }
         int r = step(c, w, now);
         if (r < 0) {
             clog_(c, LOG_ERROR, "rollout %s: %s", w->name, co_error_last());
@@ -1072,9 +1105,10 @@ void co_controller_stop(co_controller *c)
 
 int co_controller_run(co_controller *c)
 {
-    clog_(c, LOG_INFO, "rollout controller %s: ticking every %lld ms (lease ttl %lld ms, time scale %g)", c->holder,
-          (long long)co_controller_period_ms(c), (long long)co_controller_lease_ttl_ms(c),
-          co_rollout_scale(&c->clock));
+    clog_(c, LOG_INFO,
+          "rollout controller %s: ticking every %lld ms (lease '%s': a store lock, taken over at a standby's "
+          "next tick when its holder ends; time scale %g)",
+          c->holder, (long long)co_controller_period_ms(c), c->lease, co_rollout_scale(&c->clock));
     for (;;) {
         pthread_mutex_lock(&c->mu);
         int stop = c->stop;

@@ -12,9 +12,13 @@
  *   gives a few ms); `cutover rollback --drill` reports 3/3;
  * - controller takeover: a rollout whose canary hold spans seconds (time
  *   scale 100), kill -9 of the replica holding the "rollout-controller"
- *   lease; another replica takes the lease over (printed against the ttl),
- *   logs a takeover naming both, keeps the stage and the hold already
- *   served, and promotes at the end of the hold;
+ *   lease (a lock of the store: its session ends with the process);
+ *   another replica takes the lease over at its next tick — the time from
+ *   the kill is printed against the interval (the requirement: within one
+ *   interval) and bounded by three intervals (what the old timed lease
+ *   needed; a loaded machine may delay a tick past one interval) — logs a
+ *   takeover naming both, keeps the stage and the hold already served, and
+ *   promotes at the end of the hold;
  * - PostgreSQL stopped (`pg_ctl stop -m fast`) and started again while
  *   clients send requests to every replica: every request gets 200, and
  *   afterwards every acknowledged request id has its exchange row, or the
@@ -60,9 +64,9 @@ static const char *CONFIG_ROLLBACK = HEAD "workloads:\n"
                                           "  chat: {incumbent: inc, candidate: cand, mode: candidate}\n";
 
 /* The canary holds 10 min of rollout time: 6 s real at --time-scale 100.
- * The interval (30 s: 300 ms real) sets the lease ttl, three intervals
- * (900 ms real). The thresholds are loose: this test is about who acts, not
- * about the triggers (test_rollout.c). */
+ * The interval (30 s: 300 ms real) is also the controller's tick period:
+ * a standby tries the lease every 300 ms. The thresholds are loose: this
+ * test is about who acts, not about the triggers (test_rollout.c). */
 #define TIME_SCALE "100"
 static const char *CONFIG_ROLLOUT =
     HEAD "workloads:\n"
@@ -72,7 +76,7 @@ static const char *CONFIG_ROLLOUT =
          "  interval: 30s\n"
          "  triggers: {min_samples: 20, error_rate_delta: 20, latency_p95_ratio: 10}\n";
 #define HOLD_MS (10 * 60000LL)
-#define LEASE_TTL_REAL_MS 900
+#define INTERVAL_REAL_MS 300
 
 static const char *CONFIG_RECORD = HEAD "workloads:\n"
                                         "  chat: {incumbent: inc, mode: incumbent}\n";
@@ -687,9 +691,8 @@ static void test_controller_takeover(void **state)
     int stage = r.stage;
     int64_t started = r.stage_started_ms, served_at_kill = r.hold_elapsed_ms;
 
-    /* another replica takes the lease once it lapses */
+    /* another replica takes the lease at its next tick */
     char *heir_id = NULL;
-    /* a functional bound, generous against the ttl (900 ms) plus one tick */
     deadline = gwf_now_ms() + 10000;
     for (;;) {
         free(heir_id);
@@ -716,9 +719,13 @@ static void test_controller_takeover(void **state)
     double takeover_ms = (double)(co_mono_us() - kill_us) / 1000.0;
     co_rollout_state_clear(&r);
     assert_int_equal(co_store_rollout_get(st, "chat", &r), 0);
-    printf("controller: replica %d took the lease %.0f ms after the kill and the rollout %.0f ms after it "
-           "(lease ttl %d ms real); %s\n",
-           heir + 1, lease_ms, takeover_ms, LEASE_TTL_REAL_MS, why);
+    printf("controller: replica %d took the lease %.0f ms after the kill (%s one interval, %d ms real) and "
+           "the rollout %.0f ms after it; %s\n",
+           heir + 1, lease_ms, lease_ms <= INTERVAL_REAL_MS ? "within" : "NOT within", INTERVAL_REAL_MS,
+           takeover_ms, why);
+    /* within one interval but for scheduling delays on a loaded machine;
+     * the timed lease this replaced needed up to three */
+    assert_true(lease_ms < 3 * INTERVAL_REAL_MS);
     assert_non_null(strstr(why, heir_id));
     assert_non_null(strstr(why, victim_id));
     assert_non_null(strstr(why, "of the hold left"));
@@ -749,8 +756,8 @@ static void test_controller_takeover(void **state)
     assert_non_null(promo);
     assert_true(promote_id > takeover_id);
     free(promo);
-    /* by a survivor: normally the heir, unless a stalled renewal (a loaded
-     * machine) let the lease move once more, which the log then shows */
+    /* by the heir: a lock does not lapse while its session lives, so a
+     * stalled renewal (a loaded machine) cannot move it again */
     json_t *d = json_loads(r.data_json, 0, NULL);
     assert_non_null(d);
     const char *promoter = json_string_value(json_object_get(d, "controller"));
@@ -760,10 +767,8 @@ static void test_controller_takeover(void **state)
     int64_t second = 0;
     char *again = event_after(st, takeover_id, "takeover", &second);
     if (again)
-        printf("controller: the lease moved again: %s\n", again);
-    else
-        assert_int_equal(by, heir);
-    free(again);
+        fail_msg("the lease moved again: %s", again);
+    assert_int_equal(by, heir);
     json_decref(d);
     printf("controller: promoted by replica %d %.0f ms after the kill (%lld of %lld ms rollout time served "
            "before it)\n",

@@ -471,6 +471,28 @@ long long co_pg_cluster_scalar(const co_pg_cluster *c, const char *db, const cha
     return v;
 }
 
+int co_pg_cluster_text(const co_pg_cluster *c, const char *db, const char *sql, char *out,
+                       size_t n, char *why, size_t why_len)
+{
+    if (n)
+        out[0] = '\0';
+    PGconn *conn = connect_db(c, db, why, why_len);
+    if (!conn)
+        return -1;
+    PGresult *r = PQexec(conn, sql);
+    int rc = 0;
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        say(why, why_len, "%s: %s", sql, PQerrorMessage(conn));
+        rc = -1;
+    } else if (PQntuples(r) > 0 && !PQgetisnull(r, 0, 0)) {
+        snprintf(out, n, "%s", PQgetvalue(r, 0, 0));
+        rc = 1;
+    }
+    PQclear(r);
+    PQfinish(conn);
+    return rc;
+}
+
 int co_pg_cluster_createdb(const co_pg_cluster *c, const char *name, char *why, size_t why_len)
 {
     char sql[256];

@@ -68,6 +68,10 @@ int co_pg_cluster_exec(const co_pg_cluster *c, const char *db, const char *sql, 
 /* A scalar query's first value as a number (-1 on error, why set). */
 long long co_pg_cluster_scalar(const co_pg_cluster *c, const char *db, const char *sql,
                                char *why, size_t why_len);
+/* A query's first value as text into out: 1 when there was one, 0 when no
+ * row or NULL (out empty), -1 on error (why set). */
+int co_pg_cluster_text(const co_pg_cluster *c, const char *db, const char *sql, char *out,
+                       size_t n, char *why, size_t why_len);
 /* CREATE DATABASE name (dropping one of that name first). */
 int co_pg_cluster_createdb(const co_pg_cluster *c, const char *name, char *why, size_t why_len);
 

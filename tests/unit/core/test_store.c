@@ -24,7 +24,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "core/store_impl.h"
@@ -1239,10 +1241,15 @@ static void test_gateways_and_leases(void **state)
     co_gateway_beat bad = {.id = ""};
     assert_int_equal(co_store_gateway_beat(f->st, &bad), CO_EINVAL);
 
-    /* one holder at a time; renewal by the holder; free after drop or expiry */
+    /* one holder at a time (here: two holders on one handle); renewal by
+     * the holder; free after its drop; a ttl never frees it */
     int held = -1;
-    assert_int_equal(co_store_lease_take(f->st, "controller", "A", 60000, &held), 0);
+    assert_int_equal(co_store_lease_take(f->st, "controller", "A", 1, &held), 0);
     assert_int_equal(held, 1);
+    assert_int_equal(co_store_lease_take(f->st, "controller", "B", 60000, &held), 0);
+    assert_int_equal(held, 0);
+    struct timespec ts = {0, 5 * 1000 * 1000};
+    nanosleep(&ts, NULL); /* A's 1 ms ttl is long over: it only dates the row */
     assert_int_equal(co_store_lease_take(f->st, "controller", "B", 60000, &held), 0);
     assert_int_equal(held, 0);
     assert_int_equal(co_store_lease_take(f->st, "controller", "A", 60000, &held), 0);
@@ -1251,13 +1258,246 @@ static void test_gateways_and_leases(void **state)
     assert_int_equal(co_store_lease_take(f->st, "controller", "B", 60000, &held), 0);
     assert_int_equal(held, 0);
     assert_int_equal(co_store_lease_drop(f->st, "controller", "A"), 0);
-    assert_int_equal(co_store_lease_take(f->st, "controller", "B", 1, &held), 0);
+    assert_int_equal(co_store_lease_take(f->st, "controller", "B", 60000, &held), 0);
     assert_int_equal(held, 1);
-    struct timespec ts = {0, 5 * 1000 * 1000};
-    nanosleep(&ts, NULL);
-    assert_int_equal(co_store_lease_take(f->st, "controller", "A", 60000, &held), 0);
-    assert_int_equal(held, 1); /* B's expired */
     assert_int_equal(co_store_lease_take(f->st, "controller", "", 1, &held), CO_EINVAL);
+    assert_int_equal(co_store_lease_take(f->st, "controller", "A", 0, &held), CO_EINVAL);
+}
+
+/* The leases row: who it names ("" when none) and its expiry (-1: none). */
+static void lease_row(const fixture *f, const char *name, char *holder, size_t n, long long *expires)
+{
+    holder[0] = '\0';
+    *expires = -1;
+    if (f->pg) {
+        char q[512], why[1024] = "";
+        snprintf(q, sizeof q,
+                 "SET search_path TO %s; SELECT coalesce((SELECT expires_ms FROM leases WHERE name = '%s'), -1)",
+                 f->db, name);
+        *expires = co_pg_cluster_scalar(&g_cluster, PG_DB, q, why, sizeof why);
+        if (*expires == -1 && why[0])
+            fail_msg("postgres: %s", why);
+        snprintf(q, sizeof q, "SET search_path TO %s; SELECT holder FROM leases WHERE name = '%s'", f->db, name);
+        if (co_pg_cluster_text(&g_cluster, PG_DB, q, holder, n, why, sizeof why) < 0)
+            fail_msg("postgres: %s", why);
+        return;
+    }
+    sqlite3 *db;
+    sqlite3_stmt *q;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT holder, expires_ms FROM leases WHERE name = ?1", -1, &q, NULL),
+                     SQLITE_OK);
+    sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
+    if (sqlite3_step(q) == SQLITE_ROW) {
+        snprintf(holder, n, "%s", (const char *)sqlite3_column_text(q, 0));
+        *expires = sqlite3_column_int64(q, 1);
+    }
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+}
+
+/* Takes the lease on st as holder, retrying for at most 5 s (a PostgreSQL
+ * backend that was told to end frees its locks a moment later): the number
+ * of tries it took, or 0 if it never got it. */
+static int take_soon(co_store *st, const char *name, const char *holder)
+{
+    for (int i = 1; i <= 500; i++) {
+        int held = 0;
+        int rc = co_store_lease_take(st, name, holder, 60000, &held);
+        assert_true(rc == 0 || rc == CO_ESTORE);
+        if (rc == 0 && held)
+            return i;
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return 0;
+}
+
+/* The lease is a lock held by a handle: a second handle cannot take it;
+ * renewals do not stack (one drop frees it); closing the holder's handle
+ * frees it at once, with a ttl far from over. */
+static void test_lease_is_a_lock(void **state)
+{
+    fixture *f = *state;
+    co_store *b = NULL, *c = NULL;
+    assert_int_equal(co_store_open(&b, f->url), 0);
+    int held = -1;
+    char who[16];
+    long long exp;
+
+    assert_int_equal(co_store_lease_take(f->st, "ctl", "A", 60000, &held), 0);
+    assert_int_equal(held, 1);
+    assert_true(co_store_lease_held(f->st, "ctl", "A"));
+    assert_false(co_store_lease_held(f->st, "ctl", "B"));
+    assert_false(co_store_lease_held(b, "ctl", "A"));
+    lease_row(f, "ctl", who, sizeof who, &exp);
+    assert_string_equal(who, "A");
+    long long exp1 = exp;
+    assert_true(exp1 > 0);
+    /* another handle: not even with the same holder name */
+    assert_int_equal(co_store_lease_take(b, "ctl", "B", 60000, &held), 0);
+    assert_int_equal(held, 0);
+    assert_int_equal(co_store_lease_take(b, "ctl", "A", 60000, &held), 0);
+    assert_int_equal(held, 0);
+    assert_int_equal(co_store_lease_drop(b, "ctl", "B"), 0); /* not b's: no effect */
+    assert_true(co_store_lease_held(f->st, "ctl", "A"));
+    assert_int_equal(co_store_lease_take(b, "ctl", "B", 60000, &held), 0);
+    assert_int_equal(held, 0);
+    /* another name is another lock */
+    assert_int_equal(co_store_lease_take(b, "other", "B", 60000, &held), 0);
+    assert_int_equal(held, 1);
+    assert_int_equal(co_store_lease_take(f->st, "other", "A", 60000, &held), 0);
+    assert_int_equal(held, 0);
+
+    /* renewals keep it, move the row's expiry, and do not stack */
+    struct timespec ts = {0, 20 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(co_store_lease_take(f->st, "ctl", "A", 60000, &held), 0);
+        assert_int_equal(held, 1);
+    }
+    lease_row(f, "ctl", who, sizeof who, &exp);
+    assert_string_equal(who, "A");
+    assert_true(exp > exp1);
+    assert_int_equal(co_store_lease_drop(f->st, "ctl", "A"), 0);
+    assert_false(co_store_lease_held(f->st, "ctl", "A"));
+    lease_row(f, "ctl", who, sizeof who, &exp);
+    assert_int_equal(exp, -1); /* the drop deleted the row */
+    assert_int_equal(co_store_lease_take(b, "ctl", "B", 60000, &held), 0);
+    assert_int_equal(held, 1); /* one drop was enough */
+    lease_row(f, "ctl", who, sizeof who, &exp);
+    assert_string_equal(who, "B");
+
+    /* closing the holder's handle (no drop) frees it at once: the ttl of
+     * 60 s is far from over, and the row still names B */
+    assert_int_equal(co_store_lease_take(f->st, "ctl", "A", 60000, &held), 0);
+    assert_int_equal(held, 0);
+    co_store_close(b);
+    b = NULL;
+    lease_row(f, "ctl", who, sizeof who, &exp);
+    assert_string_equal(who, "B");
+    assert_int_equal(co_store_lease_take(f->st, "ctl", "A", 60000, &held), 0);
+    assert_int_equal(held, 1); /* first try */
+    lease_row(f, "ctl", who, sizeof who, &exp);
+    assert_string_equal(who, "A"); /* whoever gets the lock overwrites the row */
+    assert_int_equal(co_store_lease_take(f->st, "other", "A", 60000, &held), 0);
+    assert_int_equal(held, 1); /* b's other lease went with it */
+
+    /* a third handle finds it taken, and takes it after the drop */
+    assert_int_equal(co_store_open(&c, f->url), 0);
+    assert_int_equal(co_store_lease_take(c, "ctl", "C", 60000, &held), 0);
+    assert_int_equal(held, 0);
+    assert_int_equal(co_store_lease_drop(f->st, "ctl", "A"), 0);
+    assert_int_equal(take_soon(c, "ctl", "C"), 1);
+    co_store_close(c);
+}
+
+/* A process that dies holding the lease (SIGKILL: none of its code runs)
+ * frees it: the kernel closes its files / its socket. */
+static void test_lease_holder_process_dies(void **state)
+{
+    fixture *f = *state;
+    int pfd[2];
+    assert_int_equal(pipe(pfd), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(pfd[0]);
+        alarm(60); /* never outlives a failed test */
+        co_store *st = NULL;
+        int held = 0;
+        char ok = 'n';
+        if (co_store_open(&st, f->url) == 0 && co_store_lease_take(st, "ctl", "child", 60000, &held) == 0 &&
+            held)
+            ok = 'y';
+        if (write(pfd[1], &ok, 1) != 1)
+            _exit(2);
+        for (;;)
+            pause();
+    }
+    close(pfd[1]);
+    char ok = 0;
+    ssize_t got = read(pfd[0], &ok, 1);
+    close(pfd[0]);
+    int held = -1, rc = co_store_lease_take(f->st, "ctl", "A", 60000, &held);
+    kill(pid, SIGKILL);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_int_equal(got, 1);
+    assert_int_equal(ok, 'y');
+    assert_int_equal(rc, 0);
+    assert_int_equal(held, 0); /* the child had it */
+    int tries = take_soon(f->st, "ctl", "A");
+    assert_true(tries >= 1);
+    if (!f->pg)
+        assert_int_equal(tries, 1); /* the kernel released it with the process */
+    char who[16];
+    long long exp;
+    lease_row(f, "ctl", who, sizeof who, &exp);
+    assert_string_equal(who, "A");
+}
+
+/* PostgreSQL only: the holder's session is ended from outside (as the
+ * server ends one whose client host vanished). The holder never again
+ * reports "held" on its new session without taking it; the other handle
+ * gets it. */
+static void test_pg_lease_backend_terminated(void **state)
+{
+    fixture *f = *state;
+    if (!f->pg)
+        skip();
+    co_store *b = NULL;
+    assert_int_equal(co_store_open(&b, f->url), 0);
+    int held = -1, rc;
+    char why[1024];
+    assert_int_equal(co_store_lease_take(f->st, "ctl", "A", 60000, &held), 0);
+    assert_int_equal(held, 1);
+    assert_int_equal(co_store_lease_take(b, "ctl", "B", 60000, &held), 0);
+    assert_int_equal(held, 0);
+    assert_int_equal(co_pg_cluster_scalar(&g_cluster, PG_DB,
+                                          "SELECT count(pg_terminate_backend(pid)) FROM pg_locks"
+                                          " WHERE locktype = 'advisory' AND classid = 1129663557 AND granted",
+                                          why, sizeof why),
+                     1);
+    /* the holder's next take: an error (its renewal found the session gone)
+     * or not held, never held */
+    held = -1;
+    rc = co_store_lease_take(f->st, "ctl", "A", 60000, &held);
+    assert_true(rc == CO_ESTORE || (rc == 0 && held == 0));
+    assert_false(co_store_lease_held(f->st, "ctl", "A"));
+    assert_true(take_soon(b, "ctl", "B") > 0);
+    /* from now on the old holder is refused on its new session */
+    for (int i = 0; i < 3; i++) {
+        held = -1;
+        rc = co_store_lease_take(f->st, "ctl", "A", 60000, &held);
+        assert_true(rc == 0 || rc == CO_ESTORE);
+        if (rc == 0)
+            assert_int_equal(held, 0);
+    }
+    assert_false(co_store_lease_held(f->st, "ctl", "A"));
+    char who[16];
+    long long exp;
+    lease_row(f, "ctl", who, sizeof who, &exp);
+    assert_string_equal(who, "B");
+    /* b's renewals do not stack the advisory lock: one lock in pg_locks,
+     * and one drop leaves none */
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(co_store_lease_take(b, "ctl", "B", 60000, &held), 0);
+        assert_int_equal(held, 1);
+    }
+    assert_int_equal(co_pg_cluster_scalar(&g_cluster, PG_DB,
+                                          "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
+                                          " AND classid = 1129663557 AND granted",
+                                          why, sizeof why),
+                     1);
+    assert_int_equal(co_store_lease_drop(b, "ctl", "B"), 0);
+    assert_int_equal(co_pg_cluster_scalar(&g_cluster, PG_DB,
+                                          "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
+                                          " AND classid = 1129663557",
+                                          why, sizeof why),
+                     0);
+    assert_int_equal(take_soon(f->st, "ctl", "A"), 1);
+    co_store_close(b);
 }
 
 static void test_two_handles(void **state)
@@ -1614,6 +1854,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_migration_from_v1, setup, teardown),
         cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gateways_and_leases, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lease_is_a_lock, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lease_holder_process_dies, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pg_lease_backend_terminated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_handles, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_batches_reuse_statements, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_open_migrates_once, setup, teardown),

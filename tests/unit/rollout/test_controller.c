@@ -4,11 +4,13 @@
  * promotes through every stage and then the retention window refuses
  * finalize until it is over; a breach rolls back with an event, the metrics
  * and an incident; a tiny sample extends the hold and says what it needs; a
- * controller that stops mid-stage is replaced (after its lease expires) by
- * one that resumes with the hold that was left; pause freezes the hold;
+ * controller that dies mid-stage (its store handle closed without a drop)
+ * is replaced at the standby's next tick by one that resumes with the hold
+ * that was left; pause freezes the hold;
  * auto_promote off waits for a manual promote; a failing incumbent probe is
  * logged; a rollback by hand moves the rollout to rolled_back; two
- * controllers on one store never both act. */
+ * controllers on one store never both act; on PostgreSQL, a holder whose
+ * database session is ended stops acting and another takes over. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -381,11 +383,12 @@ static void test_restart_resumes_with_the_hold_left(void **state)
     co_rollout_state r = {0};
     get(f, "w", &r);
     assert_int_equal(r.hold_elapsed_ms, 60000);
-    /* "kill -9" of a: it stops ticking and keeps its lease until it expires */
+    /* "kill -9" of a: its store handle goes away without a drop; the lock
+     * goes with it, so b takes over at its very next tick */
     co_controller *b = ctl(f, "ctl-b");
     assert_false(tick(f, b));
+    co__controller_abandon(a);
     f->now += 10 * 60000; /* ten minutes with nobody watching never count */
-    usleep((useconds_t)(co_controller_lease_ttl_ms(b) + 100) * 1000);
     traffic(f, "w", 150, 0.01);
     assert_true(tick(f, b)); /* takes over: adopts without credit */
     get(f, "w", &r);
@@ -409,6 +412,7 @@ static void test_restart_resumes_with_the_hold_left(void **state)
     else
         assert_string_equal(r.state, "canary");
     /* a is back but b holds the lease: a does nothing */
+    a = ctl(f, "ctl-a");
     assert_false(tick(f, a));
     co_rollout_state_clear(&r);
     co_controller_free(b);
@@ -538,6 +542,88 @@ static void test_one_controller_acts(void **state)
     co_controller_free(b);
 }
 
+/* Three live controllers tick in turns: exactly one holds at every round.
+ * The holder dies without a drop (its store handle closed): one of the
+ * others holds at the very next round, and never two. */
+static void test_takeover_at_the_next_tick(void **state)
+{
+    fx *f = *state;
+    co_controller *c[3] = {ctl(f, "ctl-a"), ctl(f, "ctl-b"), ctl(f, "ctl-c")};
+    co_rollout_cmd k = cmd(f, "w");
+    assert_int_equal(co_rollout_start(f->st, f->cfg, &k), 0);
+    int dead = 0;
+    for (int round = 0; round < 12; round++) {
+        traffic(f, "w", 150, 0.01);
+        int holders = 0, who = -1;
+        for (int i = 0; i < 3; i++) {
+            if (!c[i])
+                continue;
+            if (tick(f, c[i])) {
+                holders++;
+                who = i;
+            }
+        }
+        assert_int_equal(holders, 1);
+        if (round % 4 == 3 && dead < 2) { /* kill the holder */
+            co__controller_abandon(c[who]);
+            c[who] = NULL;
+            dead++;
+        }
+    }
+    assert_int_equal(count_events(f, "w", "takeover", NULL), 2);
+    for (int i = 0; i < 3; i++)
+        co_controller_free(c[i]);
+}
+
+/* PostgreSQL only: the holder's database session is ended (as the server
+ * ends one whose host vanished, after its TCP keepalives): its next tick
+ * acts on nothing, the standby takes over, and the old holder stays out. */
+static void test_pg_session_lost(void **state)
+{
+    fx *f = *state;
+    if (!g_pg)
+        skip();
+    co_controller *a = ctl(f, "ctl-a"), *b = ctl(f, "ctl-b");
+    co_rollout_cmd k = cmd(f, "w");
+    assert_int_equal(co_rollout_start(f->st, f->cfg, &k), 0);
+    traffic(f, "w", 150, 0.01);
+    assert_true(tick(f, a));
+    assert_false(tick(f, b));
+    char why[1024];
+    assert_int_equal(co_pg_cluster_scalar(&g_cluster, PG_DB,
+                                          "SELECT count(pg_terminate_backend(pid)) FROM pg_locks"
+                                          " WHERE locktype = 'advisory' AND classid = 1129663557 AND granted",
+                                          why, sizeof why),
+                     1);
+    f->now += STEP;
+    int held = -1;
+    int rc = co_controller_tick(a, &held);
+    assert_true(rc < 0 || held == 0);
+    /* b's next ticks: it takes over (the ended backend frees the lock a
+     * moment after it was told to end) */
+    int took = 0;
+    for (int i = 0; i < 100 && !took; i++) {
+        took = tick(f, b);
+        if (!took)
+            usleep(20 * 1000);
+    }
+    assert_true(took);
+    for (int i = 0; i < 3; i++) {
+        f->now += STEP;
+        held = -1;
+        rc = co_controller_tick(a, &held);
+        assert_true(rc == 0 || rc == CO_ESTORE);
+        assert_int_equal(held, 0);
+        assert_true(tick(f, b));
+    }
+    co_rollout_event e = {0};
+    assert_int_equal(count_events(f, "w", "takeover", &e), 1);
+    assert_non_null(strstr(e.reason, "ctl-b took over from ctl-a"));
+    event_free(&e);
+    co_controller_free(a);
+    co_controller_free(b);
+}
+
 static void test_unknown_and_refused(void **state)
 {
     fx *f = *state;
@@ -605,6 +691,8 @@ int main(void)
         T(test_pause_manual_promote_and_probe),
         T(test_manual_rollback_and_abort),
         T(test_one_controller_acts),
+        T(test_takeover_at_the_next_tick),
+        T(test_pg_session_lost),
         T(test_unknown_and_refused),
         T(test_abandoned_pending_is_begun),
         cmocka_unit_test(test_clock),
