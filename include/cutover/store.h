@@ -39,7 +39,9 @@ typedef struct co_exchange {
     int64_t tokens_in, tokens_out, tokens_cached;
     double cost_usd;
     const char *finish_reason;
-    const char *request_json;  /* request messages after redaction */
+    const char *request_json;  /* request messages after redaction; the gateway
+                                  stores them once per shadow pair, on the
+                                  served row (a shadow row has NULL) */
     const char *output_text;   /* assistant output after redaction */
 } co_exchange;
 
@@ -235,8 +237,11 @@ int co_store_exchanges(co_store *st, const co_window_query *q, co_exchange_list 
 int co_store_window_summary(co_store *st, const co_window_query *q, co_window_summary *out);
 /* Latencies of the window in ascending order (for percentiles). */
 int co_store_window_latencies(co_store *st, const co_window_query *q, double **out, size_t *n);
+/* A pair by id. A shadow row stored without request_json shows the served
+ * row's (the same pointer: valid while the pair is). */
 int co_store_pair(co_store *st, const char *pair_id, co_pair *out);
-/* Pairs with both a served and a shadow exchange, newest first. */
+/* Pairs with both a served and a shadow exchange, newest first; request_json
+ * shared as in co_store_pair. */
 int co_store_pairs(co_store *st, const char *workload, size_t limit, size_t offset,
                    co_pair **out, size_t *n);
 void co_exchange_list_free(co_exchange_list *l);

@@ -164,13 +164,24 @@ int co_store_window_latencies(co_store *st, const co_window_query *q, double **o
     return st->ops->window_latencies(st, q, out, n);
 }
 
+/* The request is stored once per shadow pair (on the served row): the shadow
+ * row shows the served row's. */
+static void share_request(co_pair *p)
+{
+    if (p->shadow.id && !p->shadow.x.request_json)
+        p->shadow.x.request_json = p->served.x.request_json;
+}
+
 int co_store_pair(co_store *st, const char *pair_id, co_pair *out)
 {
     NEED(out != NULL, "co_store_pair: out is NULL");
     memset(out, 0, sizeof *out);
     NEED_ST(st, "co_store_pair");
     NEED(pair_id != NULL && pair_id[0], "co_store_pair: pair_id is empty");
-    return st->ops->pair(st, pair_id, out);
+    int rc = st->ops->pair(st, pair_id, out);
+    if (rc == 0)
+        share_request(out);
+    return rc;
 }
 
 int co_store_pairs(co_store *st, const char *workload, size_t limit, size_t offset,
@@ -180,7 +191,10 @@ int co_store_pairs(co_store *st, const char *workload, size_t limit, size_t offs
     *out = NULL;
     *n = 0;
     NEED_ST(st, "co_store_pairs");
-    return st->ops->pairs(st, workload, limit, offset, out, n);
+    int rc = st->ops->pairs(st, workload, limit, offset, out, n);
+    for (size_t i = 0; rc == 0 && i < *n; i++)
+        share_request(&(*out)[i]);
+    return rc;
 }
 
 void co_pair_clear(co_pair *p)

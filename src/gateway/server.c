@@ -1220,7 +1220,10 @@ static void call_record(gw_call *c)
     x.tokens_cached = u.cached_input_tokens;
     x.cost_usd = cost;
     x.finish_reason = c->cancelled ? "cancelled" : resp && resp->finish ? co_chat_finish_name(resp->finish) : NULL;
-    x.request_json = r->body;
+    /* once per pair: the shadow's request is the served one's (the store's
+     * pair readers show it on both), which spares the recorder a copy, a
+     * redaction pass and ~1.5 KB of writes per shadowed request */
+    x.request_json = c->role == CO_ROLE_SHADOW ? NULL : r->body;
     char *tools = NULL;
     if (resp && resp->n_tool_calls) {
         json_t *a = json_array();

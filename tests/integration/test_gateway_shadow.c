@@ -125,6 +125,9 @@ static void test_pairs_recorded(void **state)
         assert_string_equal(sh->finish_reason, "stop");
         assert_non_null(sv->request_json);
         assert_non_null(strstr(sv->request_json, "question number"));
+        /* stored once per pair, shown on both rows */
+        assert_non_null(sh->request_json);
+        assert_string_equal(sh->request_json, sv->request_json);
         if (sv->stream)
             assert_true(sv->ttft_ms >= 0 && sh->ttft_ms >= 0);
         for (int i = 0; i < n; i++)
