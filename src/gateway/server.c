@@ -2378,6 +2378,11 @@ static char *fp_dup(const fp_scan *s, uint32_t h)
     char *out = malloc(n + 1);
     if (!out)
         return NULL;
+    if (!t->esc) {
+        memcpy(out, p, n);
+        out[n] = '\0';
+        return out;
+    }
     for (size_t i = 0; i < n; i++) {
         if (p[i] != '\\') {
             out[o++] = (char)p[i];
