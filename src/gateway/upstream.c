@@ -1827,6 +1827,22 @@ static void h1_destroy(co_upstream *up)
     }
 }
 
+/* An accepted transfer: first-byte timer armed, on the live list, counted. */
+static void go_live(co_upstream *up, co_upstream_xfer *x, co_upstream_xfer **out)
+{
+    struct timeval tv = ms_tv(x->first_byte_ms);
+    evtimer_add(&x->fb_ev, &tv);
+    x->fb_armed = 1;
+    x->next = up->live;
+    if (up->live)
+        up->live->prev = x;
+    up->live = x;
+    st_add(&up->st.started, 1);
+    st_add(&up->st.in_flight, 1);
+    if (out)
+        *out = x;
+}
+
 #define SETOPT(opt, val)                                                                                  \
     do {                                                                                                  \
         CURLcode cc_ = curl_easy_setopt(e, opt, val);                                                     \
@@ -1897,19 +1913,10 @@ int co_upstream_start(co_upstream *up, const co_upstream_req *req, const co_upst
         }
         evtimer_assign(&x->fb_ev, up->base, on_first_byte_timeout, x);
         evtimer_assign(&x->tt_ev, up->base, h1_on_total_timeout, x);
-        struct timeval fb = ms_tv(x->first_byte_ms), tt = ms_tv(x->timeout_ms);
-        evtimer_add(&x->fb_ev, &fb);
-        x->fb_armed = 1;
+        struct timeval tt = ms_tv(x->timeout_ms);
         evtimer_add(&x->tt_ev, &tt);
         x->tt_armed = 1;
-        x->next = up->live;
-        if (up->live)
-            up->live->prev = x;
-        up->live = x;
-        st_add(&up->st.started, 1);
-        st_add(&up->st.in_flight, 1);
-        if (out)
-            *out = x;
+        go_live(up, x, out);
         up->in_start++;
         h1_dispatch(up, x);
         up->in_start--;
@@ -1998,17 +2005,7 @@ int co_upstream_start(co_upstream *up, const co_upstream_req *req, const co_upst
         }
         x->in_multi = 1;
     }
-    struct timeval tv = ms_tv(x->first_byte_ms);
-    evtimer_add(&x->fb_ev, &tv);
-    x->fb_armed = 1;
-    x->next = up->live;
-    if (up->live)
-        up->live->prev = x;
-    up->live = x;
-    st_add(&up->st.started, 1);
-    st_add(&up->st.in_flight, 1);
-    if (out)
-        *out = x;
+    go_live(up, x, out);
     x = NULL;
 done:
     if (x) {
