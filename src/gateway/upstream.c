@@ -1221,27 +1221,34 @@ static void h1_connected(h1_conn *c)
         c->x->t_conn = co_mono_us() - c->x->t_start;
 }
 
+/* A connect in progress reported back: 0 connected, -1 failed (the transfer
+ * ended, the connection closed). */
+static int h1_connect_result(h1_conn *c)
+{
+    int err = 0;
+    socklen_t el = sizeof err;
+    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0)
+        err = errno;
+    if (!err) {
+        h1_connected(c);
+        return 0;
+    }
+    if (c->x)
+        h1_fail(c->x, CO_UPSTREAM_ECONNECT, "connect to %s failed: %s", c->h->authority, strerror(err));
+    else
+        h1_close(c);
+    return -1;
+}
+
 static void h1_on_write(evutil_socket_t fd, short what, void *arg)
 {
-    (void)what;
+    (void)fd, (void)what;
     h1_conn *c = arg;
     co_upstream *up = c->up;
     up->depth++;
-    if (c->connecting) {
-        int err = 0;
-        socklen_t el = sizeof err;
-        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0)
-            err = errno;
-        if (err) {
-            co_upstream_xfer *x = c->x;
-            if (x)
-                h1_fail(x, CO_UPSTREAM_ECONNECT, "connect to %s failed: %s", c->h->authority, strerror(err));
-            else
-                h1_close(c);
-            leave(up);
-            return;
-        }
-        h1_connected(c);
+    if (c->connecting && h1_connect_result(c) < 0) {
+        leave(up);
+        return;
     }
     if (c->x)
         h1_send(c);
@@ -1597,20 +1604,11 @@ static void h1_on_read(evutil_socket_t fd, short what, void *arg)
         leave(up); /* the deferred queue ends or resumes it */
         return;
     }
-    if (c->connecting) {
-        /* readable before writable: the connect failed (or the peer talks first) */
-        int err = 0;
-        socklen_t el = sizeof err;
-        getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el);
-        if (err) {
-            if (x)
-                h1_fail(x, CO_UPSTREAM_ECONNECT, "connect to %s failed: %s", c->h->authority, strerror(err));
-            else
-                h1_close(c);
-            leave(up);
-            return;
-        }
-        h1_connected(c);
+    /* readable before writable while connecting: the connect failed (or the
+     * peer talks first) */
+    if (c->connecting && h1_connect_result(c) < 0) {
+        leave(up);
+        return;
     }
     if (c->r == c->w)
         c->r = c->w = 0;
