@@ -935,6 +935,7 @@ static void test_free_inside_callback(void **state)
 typedef struct step {
     const char *reply; /* NULL: close without answering */
     int close_after;
+    int dribble;       /* one byte per write, 1 ms apart: every split a parser can meet */
 } step;
 
 typedef struct scripted {
@@ -994,10 +995,12 @@ static void *scripted_main(void *arg)
             const char *r = sv->steps[i].reply;
             size_t len = strlen(r), off = 0;
             while (off < len) {
-                ssize_t k = write(fd, r + off, len - off);
+                ssize_t k = write(fd, r + off, sv->steps[i].dribble ? 1 : len - off);
                 if (k <= 0)
                     break;
                 off += (size_t)k;
+                if (sv->steps[i].dribble)
+                    usleep(1000);
             }
             if (sv->steps[i].close_after)
                 break;
@@ -1054,7 +1057,7 @@ static void start_to(call *k, const scripted *sv, int with_on_data)
 static void test_wire_stale_keepalive(void **state)
 {
     (void)state;
-    static const step steps[] = {{OK_KEEP, 0}, {NULL, 0}, {OK_KEEP, 0}};
+    static const step steps[] = {{OK_KEEP, 0, 0}, {NULL, 0, 0}, {OK_KEEP, 0, 0}};
     scripted sv;
     scripted_start(&sv, steps, 3);
     ctx c;
@@ -1086,11 +1089,11 @@ static void test_wire_framing(void **state)
     (void)state;
     static const step steps[] = {
         {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\n"
-         "X-Trailer: t\r\n\r\n", 0},
-        {"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 3\r\n\r\nabc", 0},
-        {"HTTP/1.1 204 No Content\r\n\r\n", 0},
-        {"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 4\r\n\r\nlast", 1},
-        {"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the close", 1},
+         "X-Trailer: t\r\n\r\n", 0, 0},
+        {"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 3\r\n\r\nabc", 0, 0},
+        {"HTTP/1.1 204 No Content\r\n\r\n", 0, 0},
+        {"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 4\r\n\r\nlast", 1, 0},
+        {"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the close", 1, 0},
     };
     scripted sv;
     scripted_start(&sv, steps, 5);
@@ -1121,15 +1124,52 @@ static void test_wire_framing(void **state)
     scripted_stop(&sv);
 }
 
+/* The same answers arriving a byte at a time: status line, headers, chunk
+ * sizes and the CRLFs between chunks split at every position. */
+static void test_wire_dribble(void **state)
+{
+    (void)state;
+    static const step steps[] = {
+        {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\n"
+         "X-Trailer: t\r\n\r\n", 0, 1},
+        {"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 3\r\n\r\nabc", 0, 1},
+    };
+    scripted sv;
+    scripted_start(&sv, steps, 2);
+    ctx c;
+    ctx_init(&c, NULL);
+    for (int i = 0; i < 2; i++) {
+        call k;
+        call_init(&k, &c);
+        start_to(&k, &sv, i == 0);
+        run(&c, 10000);
+        assert_int_equal(k.done_calls, 1);
+        assert_int_equal(k.err, CO_UPSTREAM_OK);
+        if (i == 0) {
+            assert_int_equal(k.status, 200);
+            assert_int_equal(k.data.len, 11);
+            assert_memory_equal(k.data.p, "hello world", 11);
+            assert_true(k.data_calls > 1); /* delivered as it came */
+        } else {
+            assert_int_equal(k.status, 201);
+            assert_string_equal(k.rbody, "abc");
+        }
+        call_fini(&k);
+    }
+    assert_int_equal(atomic_load(&sv.conns), 1);
+    ctx_fini(&c);
+    scripted_stop(&sv);
+}
+
 /* Not HTTP, a bad chunk size, a Content-Length that is not a number: errors,
  * never a success. */
 static void test_wire_malformed(void **state)
 {
     (void)state;
     static const step steps[] = {
-        {"SSH-2.0-OpenSSH\r\n\r\n", 1},
-        {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n", 1},
-        {"HTTP/1.1 200 OK\r\nContent-Length: 12abc\r\n\r\nhello", 1},
+        {"SSH-2.0-OpenSSH\r\n\r\n", 1, 0},
+        {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n", 1, 0},
+        {"HTTP/1.1 200 OK\r\nContent-Length: 12abc\r\n\r\nhello", 1, 0},
     };
     scripted sv;
     scripted_start(&sv, steps, 3);
@@ -1312,6 +1352,7 @@ int main(void)
         cmocka_unit_test(test_bad_args),
         cmocka_unit_test(test_wire_stale_keepalive),
         cmocka_unit_test(test_wire_framing),
+        cmocka_unit_test(test_wire_dribble),
         cmocka_unit_test(test_wire_malformed),
         cmocka_unit_test(test_throughput),
     };
