@@ -752,7 +752,10 @@ static void test_controller_takeover(void **state)
     }
     double promoted_ms = (double)(co_mono_us() - kill_us) / 1000.0;
     int64_t promote_id = 0;
-    char *promo = event_after(st, before_kill, "promote", &promote_id);
+    /* the state is written before its event: give the event a moment */
+    char *promo = NULL;
+    for (int i = 0; i < 250 && !(promo = event_after(st, before_kill, "promote", &promote_id)); i++)
+        usleep(20000);
     assert_non_null(promo);
     assert_true(promote_id > takeover_id);
     free(promo);
