@@ -212,6 +212,7 @@ struct gw_worker {
     int idx;
     struct event_base *base;
     struct evhttp *http;
+    int in_http; /* inside evhttp's request callback (on_http) */
     struct evhttp_bound_socket *bound;
     co_upstream *up;
     co_recorder_ring *ring;
@@ -1030,11 +1031,32 @@ static void req_headers(gw_req *r, const gw_call *c)
 }
 
 /* A complete reply; drops the client's reference. */
+/* evhttp writes a reply only once the socket next reports writable: a loop
+ * turn later, with the socket's epoll interest changed twice on the way. A
+ * reply that fits the socket's buffer is written here at once, and evhttp's
+ * write-done callback run, so the connection goes straight back to reading.
+ * Only outside evhttp's own request callback (which is still on the stack
+ * when a request is answered before any upstream call). A short write or an
+ * error leaves the rest to evhttp's write event, as before. */
+static void flush_reply(struct bufferevent *bev)
+{
+    if (!bev)
+        return;
+    struct evbuffer *out = bufferevent_get_output(bev);
+    evutil_socket_t fd = bufferevent_getfd(bev);
+    if (fd < 0 || !evbuffer_get_length(out) || evbuffer_write(out, fd) < 0)
+        return;
+    if (!evbuffer_get_length(out))
+        bufferevent_trigger(bev, EV_WRITE, 0);
+}
+
 static void reply_body(gw_req *r, const gw_call *c, int status, const char *ctype, const char *body, size_t len)
 {
     if (!r->ev)
         return;
     struct evhttp_request *ev = r->ev;
+    struct evhttp_connection *evcon = r->w->in_http ? NULL : evhttp_request_get_connection(ev);
+    struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
     client_detach(r);
     req_headers(r, c);
     struct evkeyvalq *oh = evhttp_request_get_output_headers(ev);
@@ -1047,6 +1069,7 @@ static void reply_body(gw_req *r, const gw_call *c, int status, const char *ctyp
     r->ev = NULL;
     r->started = 1;
     evhttp_send_reply(ev, status, NULL, NULL);
+    flush_reply(bev);
     req_unref(r);
 }
 
@@ -2942,7 +2965,7 @@ static void on_reply_done(struct evhttp_request *ev, void *arg)
     }
 }
 
-static void on_http(struct evhttp_request *ev, void *arg)
+static void route_request(struct evhttp_request *ev, void *arg)
 {
     gw_worker *w = arg;
     co_gateway *gw = w->gw;
@@ -2991,6 +3014,14 @@ static void on_http(struct evhttp_request *ev, void *arg)
         return;
     }
     not_found(w, ev, path);
+}
+
+static void on_http(struct evhttp_request *ev, void *arg)
+{
+    gw_worker *w = arg;
+    w->in_http++;
+    route_request(ev, arg);
+    w->in_http--;
 }
 
 /* The separate admin listener (admin.listen), on the control thread. */
