@@ -1304,6 +1304,10 @@ static void h1_complete(h1_conn *c)
     c->x = NULL;
     x->h1c = NULL;
     c->used = 1;
+    /* an answer that came before the whole request went out (an early 413,
+     * say) leaves the rest of the request unsent: the connection is done */
+    if (x->wpos < x->head.len + x->rbody_len)
+        x->conn_close = 1;
     if (x->conn_close || c->r != c->w || up->dying || h->nidle >= up->max_cached) {
         h1_close(c);
     } else {

@@ -936,6 +936,7 @@ typedef struct step {
     const char *reply; /* NULL: close without answering */
     int close_after;
     int dribble;       /* one byte per write, 1 ms apart: every split a parser can meet */
+    int early;         /* answer once the headers are in, then read the body */
 } step;
 
 typedef struct scripted {
@@ -946,11 +947,13 @@ typedef struct scripted {
     atomic_int next, conns, requests, stop;
 } scripted;
 
-/* reads one request (headers and a Content-Length body); 0 at EOF */
-static int read_request(int fd)
+/* reads one request (headers and a Content-Length body); 0 at EOF. With
+ * early, returns after the headers and leaves *body_left to read. */
+static int read_request(int fd, int early, size_t *body_left)
 {
     char buf[8192];
     size_t n = 0;
+    *body_left = 0;
     for (;;) {
         ssize_t k = read(fd, buf + n, sizeof buf - 1 - n);
         if (k <= 0)
@@ -964,6 +967,10 @@ static int read_request(int fd)
         char *cl = strcasestr(buf, "content-length:");
         if (cl && cl < eoh)
             want += (size_t)strtoul(cl + 15, NULL, 10);
+        if (early) {
+            *body_left = want > n ? want - n : 0;
+            return 1;
+        }
         while (n < want) {
             k = read(fd, buf + n, sizeof buf - 1 - n < want - n ? sizeof buf - 1 - n : want - n);
             if (k <= 0)
@@ -986,10 +993,13 @@ static void *scripted_main(void *arg)
             continue;
         atomic_fetch_add(&sv->conns, 1);
         for (;;) {
-            if (!read_request(fd))
+            int i = atomic_load(&sv->next);
+            int early = i < sv->nsteps && sv->steps[i].early;
+            size_t body_left = 0;
+            if (!read_request(fd, early, &body_left))
                 break;
             atomic_fetch_add(&sv->requests, 1);
-            int i = atomic_fetch_add(&sv->next, 1);
+            i = atomic_fetch_add(&sv->next, 1);
             if (i >= sv->nsteps || !sv->steps[i].reply)
                 break;
             const char *r = sv->steps[i].reply;
@@ -1001,6 +1011,15 @@ static void *scripted_main(void *arg)
                 off += (size_t)k;
                 if (sv->steps[i].dribble)
                     usleep(1000);
+            }
+            char sink[65536];
+            if (body_left)
+                usleep(300 * 1000); /* the client has the answer before the body is read */
+            while (body_left) { /* the rest of an early-answered request */
+                ssize_t k = read(fd, sink, body_left < sizeof sink ? body_left : sizeof sink);
+                if (k <= 0)
+                    break;
+                body_left -= (size_t)k;
             }
             if (sv->steps[i].close_after)
                 break;
@@ -1057,7 +1076,7 @@ static void start_to(call *k, const scripted *sv, int with_on_data)
 static void test_wire_stale_keepalive(void **state)
 {
     (void)state;
-    static const step steps[] = {{OK_KEEP, 0, 0}, {NULL, 0, 0}, {OK_KEEP, 0, 0}};
+    static const step steps[] = {{OK_KEEP, 0, 0, 0}, {NULL, 0, 0, 0}, {OK_KEEP, 0, 0, 0}};
     scripted sv;
     scripted_start(&sv, steps, 3);
     ctx c;
@@ -1089,11 +1108,11 @@ static void test_wire_framing(void **state)
     (void)state;
     static const step steps[] = {
         {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\n"
-         "X-Trailer: t\r\n\r\n", 0, 0},
-        {"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 3\r\n\r\nabc", 0, 0},
-        {"HTTP/1.1 204 No Content\r\n\r\n", 0, 0},
-        {"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 4\r\n\r\nlast", 1, 0},
-        {"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the close", 1, 0},
+         "X-Trailer: t\r\n\r\n", 0, 0, 0},
+        {"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 3\r\n\r\nabc", 0, 0, 0},
+        {"HTTP/1.1 204 No Content\r\n\r\n", 0, 0, 0},
+        {"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 4\r\n\r\nlast", 1, 0, 0},
+        {"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the close", 1, 0, 0},
     };
     scripted sv;
     scripted_start(&sv, steps, 5);
@@ -1131,8 +1150,8 @@ static void test_wire_dribble(void **state)
     (void)state;
     static const step steps[] = {
         {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\n"
-         "X-Trailer: t\r\n\r\n", 0, 1},
-        {"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 3\r\n\r\nabc", 0, 1},
+         "X-Trailer: t\r\n\r\n", 0, 1, 0},
+        {"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 3\r\n\r\nabc", 0, 1, 0},
     };
     scripted sv;
     scripted_start(&sv, steps, 2);
@@ -1161,15 +1180,66 @@ static void test_wire_dribble(void **state)
     scripted_stop(&sv);
 }
 
+/* An answer that arrives before the request body has gone out (a server
+ * refusing a large upload at once): it is the transfer's answer, and the
+ * connection, with half a request on it, is not reused. */
+static void test_wire_early_answer(void **state)
+{
+    (void)state;
+    static const step steps[] = {
+        {"HTTP/1.1 413 Payload Too Large\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}", 0,
+         0, 1},
+        {OK_KEEP, 0, 0, 0},
+    };
+    scripted sv;
+    scripted_start(&sv, steps, 2);
+    ctx c;
+    ctx_init(&c, NULL);
+    size_t big = (size_t)32 << 20; /* more than loopback's socket buffers hold */
+    char *body = malloc(big);
+    assert_non_null(body);
+    memset(body, 'a', big);
+    call k, k2;
+    call_init(&k, &c);
+    call_init(&k2, &c);
+    co_upstream_req req;
+    memset(&req, 0, sizeof req);
+    snprintf(k.url, sizeof k.url, "http://127.0.0.1:%d/v1/chat/completions", sv.port);
+    req.url = k.url;
+    req.headers = OA_H;
+    req.body = body;
+    req.body_len = big;
+    req.borrow_body = 1;
+    req.timeout_ms = 10000;
+    co_upstream_cb cb = {cb_status, NULL, cb_done};
+    assert_int_equal(co_upstream_start(c.up, &req, &cb, &k, &k.x), 0);
+    c.pending++;
+    run(&c, 10000);
+    assert_int_equal(k.done_calls, 1);
+    assert_int_equal(k.status, 413);
+    start_to(&k2, &sv, 0);
+    run(&c, 5000);
+    assert_int_equal(k2.done_calls, 1);
+    assert_int_equal(k2.err, CO_UPSTREAM_OK);
+    assert_int_equal(k2.status, 200);
+    if (!CURL_ONLY)
+        assert_int_equal(atomic_load(&sv.conns), 2);
+    call_fini(&k);
+    call_fini(&k2);
+    free(body);
+    ctx_fini(&c);
+    scripted_stop(&sv);
+}
+
 /* Not HTTP, a bad chunk size, a Content-Length that is not a number: errors,
  * never a success. */
 static void test_wire_malformed(void **state)
 {
     (void)state;
     static const step steps[] = {
-        {"SSH-2.0-OpenSSH\r\n\r\n", 1, 0},
-        {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n", 1, 0},
-        {"HTTP/1.1 200 OK\r\nContent-Length: 12abc\r\n\r\nhello", 1, 0},
+        {"SSH-2.0-OpenSSH\r\n\r\n", 1, 0, 0},
+        {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n", 1, 0, 0},
+        {"HTTP/1.1 200 OK\r\nContent-Length: 12abc\r\n\r\nhello", 1, 0, 0},
     };
     scripted sv;
     scripted_start(&sv, steps, 3);
@@ -1353,6 +1423,7 @@ int main(void)
         cmocka_unit_test(test_wire_stale_keepalive),
         cmocka_unit_test(test_wire_framing),
         cmocka_unit_test(test_wire_dribble),
+        cmocka_unit_test(test_wire_early_answer),
         cmocka_unit_test(test_wire_malformed),
         cmocka_unit_test(test_throughput),
     };
