@@ -176,6 +176,7 @@ struct gw_req {
     struct evhttp_request *ev;
     struct event watch;
     int watch_on, closecb_on;
+    struct gw_conn *conn;   /* its connection's record while the client is watched */
     int refs;
     co_api api;
     char id[CO_ID_LEN];
@@ -213,6 +214,8 @@ struct gw_worker {
     struct event_base *base;
     struct evhttp *http;
     int in_http; /* inside evhttp's request callback (on_http) */
+    struct gw_conn **conns; /* client connections that sent a byte, by bufferevent (open addressing) */
+    size_t conns_cap, conns_n;
     struct evhttp_bound_socket *bound;
     co_upstream *up;
     co_recorder_ring *ring;
@@ -933,19 +936,102 @@ static void req_unref(gw_req *r)
     free(r);
 }
 
-/* Stops watching the client connection (before a reply completes it). */
-static void client_detach(gw_req *r)
+/* ---- client connections ---------------------------------------------------
+ * evhttp 2.1 ends a request that stops arriving (limits.header_timeout) by
+ * closing the connection, and tells no one but the connection's close
+ * callback. So every client connection that sends a byte gets a record
+ * (gw_conn) and the gateway's close callback: it knows whether a request was
+ * half in when the connection went (then the client is sent a 408 before the
+ * close), and which request in flight, if any, lost its client. Connections
+ * that never send a byte cost nothing: the record is made at the first one,
+ * from the input buffer's callback registered when the connection is
+ * accepted (on_new_bev). */
+enum { CONN_IDLE, CONN_READING, CONN_BUSY };
+typedef struct gw_conn {
+    gw_worker *w;
+    struct bufferevent *bev;
+    struct evhttp_connection *evcon;
+    int state;   /* CONN_*: READING = bytes of a request in, not yet dispatched */
+    gw_req *req; /* the request whose client is watched (client_watch) */
+} gw_conn;
+
+static __thread gw_worker *conn_worker; /* the worker running on this thread */
+
+static size_t conn_hash(const void *p, size_t cap)
 {
-    if (r->watch_on) {
-        event_del(&r->watch);
-        r->watch_on = 0;
+    uint64_t v = (uint64_t)(uintptr_t)p;
+    v ^= v >> 33;
+    v *= UINT64_C(0xff51afd7ed558ccd);
+    v ^= v >> 33;
+    return (size_t)v & (cap - 1);
+}
+
+static gw_conn *conn_find(gw_worker *w, const struct bufferevent *bev)
+{
+    if (!w->conns_cap || !bev)
+        return NULL;
+    for (size_t i = conn_hash(bev, w->conns_cap);; i = (i + 1) & (w->conns_cap - 1)) {
+        gw_conn *k = w->conns[i];
+        if (!k || k->bev == bev)
+            return k;
     }
-    if (r->closecb_on && r->ev) {
-        struct evhttp_connection *evcon = evhttp_request_get_connection(r->ev);
-        if (evcon)
-            evhttp_connection_set_closecb(evcon, NULL, NULL);
+}
+
+static int conn_insert(gw_worker *w, gw_conn *k)
+{
+    if ((w->conns_n + 1) * 2 > w->conns_cap) {
+        size_t cap = w->conns_cap ? w->conns_cap * 2 : 64;
+        gw_conn **v = calloc(cap, sizeof *v);
+        if (!v)
+            return -1;
+        for (size_t i = 0; i < w->conns_cap; i++) {
+            gw_conn *o = w->conns[i];
+            if (!o)
+                continue;
+            size_t j = conn_hash(o->bev, cap);
+            while (v[j])
+                j = (j + 1) & (cap - 1);
+            v[j] = o;
+        }
+        free(w->conns);
+        w->conns = v;
+        w->conns_cap = cap;
     }
-    r->closecb_on = 0;
+    size_t i = conn_hash(k->bev, w->conns_cap);
+    while (w->conns[i])
+        i = (i + 1) & (w->conns_cap - 1);
+    w->conns[i] = k;
+    w->conns_n++;
+    return 0;
+}
+
+/* linear probing: the entries after the hole move back where they belong */
+static void conn_remove(gw_worker *w, gw_conn *k)
+{
+    size_t cap = w->conns_cap, i = conn_hash(k->bev, cap);
+    while (w->conns[i] != k) {
+        if (!w->conns[i])
+            return;
+        i = (i + 1) & (cap - 1);
+    }
+    w->conns[i] = NULL;
+    w->conns_n--;
+    for (size_t j = (i + 1) & (cap - 1); w->conns[j]; j = (j + 1) & (cap - 1)) {
+        gw_conn *o = w->conns[j];
+        size_t h = conn_hash(o->bev, cap);
+        /* o may stay at j unless the hole i lies on its probe path h..j */
+        if ((j > i && (h <= i || h > j)) || (j < i && h <= i && h > j)) {
+            w->conns[i] = o;
+            w->conns[j] = NULL;
+            i = j;
+        }
+    }
+}
+
+static gw_conn *conn_of(gw_worker *w, struct evhttp_request *ev)
+{
+    struct evhttp_connection *evcon = ev ? evhttp_request_get_connection(ev) : NULL;
+    return evcon ? conn_find(w, evhttp_connection_get_bufferevent(evcon)) : NULL;
 }
 
 /* The client is gone: cancel the served call (never the shadow). */
@@ -957,12 +1043,12 @@ static void client_gone(gw_req *r)
     req_unref(r); /* the client's reference */
 }
 
-static void on_close(struct evhttp_connection *evcon, void *arg)
+/* r's client connection is going down before its reply went out. */
+static void req_client_closed(gw_req *r)
 {
-    (void)evcon;
-    gw_req *r = arg;
     struct evhttp_request *ev = r->ev;
     r->closecb_on = 0;
+    r->conn = NULL;
     if (!ev)
         return;
     r->ev = NULL;
@@ -975,6 +1061,116 @@ static void on_close(struct evhttp_connection *evcon, void *arg)
     if (evhttp_request_get_connection(ev) == NULL)
         evhttp_request_free(ev);
     client_gone(r);
+}
+
+static void on_close(struct evhttp_connection *evcon, void *arg)
+{
+    (void)evcon;
+    req_client_closed(arg);
+}
+
+/* A request that stopped arriving gets its answer before the close. The
+ * API is not known yet (the headers are not all in): the body is one both
+ * SDKs read as an error. */
+static void send_408(gw_conn *k)
+{
+    evutil_socket_t fd = bufferevent_getfd(k->bev);
+    if (fd < 0)
+        return;
+    char id[CO_ID_LEN];
+    worker_id(k->w, co_now_ms(), id);
+    int64_t ms = k->w->gen ? k->w->gen->cfg->limits.header_timeout_ms : 0;
+    char body[384], msg[768];
+    int bl = snprintf(body, sizeof body,
+                      "{\"type\":\"error\",\"error\":{\"type\":\"request_timeout\",\"message\":\"the request did not "
+                      "arrive within %lld ms (limits.header_timeout); the gateway closed the connection\","
+                      "\"param\":null,\"code\":\"request_timeout\"}}",
+                      (long long)ms);
+    int ml = snprintf(msg, sizeof msg,
+                      "HTTP/1.1 408 Request Timeout\r\nX-Cutover-Request-Id: %s\r\nX-Cutover-Arm: none\r\n"
+                      "Content-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s",
+                      id, bl, body);
+    if (bl > 0 && ml > 0 && (size_t)ml < sizeof msg && send(fd, msg, (size_t)ml, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
+        /* the client is gone already: nothing to tell */
+    }
+}
+
+static void conn_input(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg);
+
+static void conn_closed(struct evhttp_connection *evcon, void *arg)
+{
+    (void)evcon;
+    gw_conn *k = arg;
+    /* half a request in, and evhttp gave up reading it (its timeout or an end
+     * of input disable the connection; a reply of its own, say to headers
+     * too large, leaves it enabled) */
+    if (k->state == CONN_READING && !(bufferevent_get_enabled(k->bev) & (EV_READ | EV_WRITE)) &&
+        !evbuffer_get_length(bufferevent_get_output(k->bev)))
+        send_408(k);
+    if (k->req)
+        req_client_closed(k->req);
+    evbuffer_remove_cb(bufferevent_get_input(k->bev), conn_input, k->bev);
+    conn_remove(k->w, k);
+    free(k);
+}
+
+/* Bytes arrived on a client connection (evhttp reads them in): the first
+ * ones make the connection's record, those after a reply start a request. */
+static void conn_input(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+    (void)buf;
+    struct bufferevent *bev = arg;
+    gw_worker *w = conn_worker;
+    if (!info->n_added || !w)
+        return;
+    gw_conn *k = conn_find(w, bev);
+    if (!k) {
+        void *cbarg = NULL;
+        bufferevent_getcb(bev, NULL, NULL, NULL, &cbarg);
+        if (!cbarg || !(k = calloc(1, sizeof *k)))
+            return;
+        k->w = w;
+        k->bev = bev;
+        k->evcon = cbarg; /* evhttp's callbacks all take the connection */
+        if (conn_insert(w, k)) {
+            free(k);
+            return;
+        }
+        evhttp_connection_set_closecb(k->evcon, conn_closed, k);
+    }
+    if (k->state == CONN_IDLE)
+        k->state = CONN_READING;
+}
+
+/* evhttp_set_bevcb: the bufferevent of a connection just accepted. */
+static struct bufferevent *on_new_bev(struct event_base *base, void *arg)
+{
+    (void)arg;
+    struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+    if (bev && !evbuffer_add_cb(bufferevent_get_input(bev), conn_input, bev)) {
+        bufferevent_free(bev);
+        return NULL;
+    }
+    return bev;
+}
+
+/* Stops watching the client connection (before a reply completes it). */
+static void client_detach(gw_req *r)
+{
+    if (r->watch_on) {
+        event_del(&r->watch);
+        r->watch_on = 0;
+    }
+    if (r->conn) {
+        r->conn->req = NULL;
+        r->conn = NULL;
+    }
+    if (r->closecb_on && r->ev) {
+        struct evhttp_connection *evcon = evhttp_request_get_connection(r->ev);
+        if (evcon)
+            evhttp_connection_set_closecb(evcon, NULL, NULL);
+    }
+    r->closecb_on = 0;
 }
 
 static void on_watch(evutil_socket_t fd, short what, void *arg)
@@ -1009,8 +1205,14 @@ static void client_watch(gw_req *r)
     struct evhttp_connection *evcon = evhttp_request_get_connection(r->ev);
     if (!evcon)
         return;
-    evhttp_connection_set_closecb(evcon, on_close, r);
-    r->closecb_on = 1;
+    gw_conn *k = conn_find(r->w, evhttp_connection_get_bufferevent(evcon));
+    if (k) {
+        k->req = r; /* the connection's close callback tells r */
+        r->conn = k;
+    } else {
+        evhttp_connection_set_closecb(evcon, on_close, r);
+        r->closecb_on = 1;
+    }
     struct bufferevent *bev = evhttp_connection_get_bufferevent(evcon);
     evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
     if (fd >= 0 && event_assign(&r->watch, r->w->base, fd, EV_READ, on_watch, r) == 0 &&
@@ -2957,8 +3159,11 @@ static void not_found(gw_worker *w, struct evhttp_request *ev, const char *path)
 static void on_reply_done(struct evhttp_request *ev, void *arg)
 {
     gw_worker *w = arg;
+    gw_conn *k = conn_of(w, ev);
+    if (k)
+        k->state = CONN_IDLE; /* the next bytes start the next request */
     struct evhttp_connection *evcon = evhttp_request_get_connection(ev);
-    if (evcon && w->gen) {
+    if (evcon && w->gen && w->gen->cfg->limits.header_timeout_ms < GW_CLIENT_WRITE_TIMEOUT_S * 1000) {
         int64_t ms = w->gen->cfg->limits.header_timeout_ms;
         struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
         evhttp_connection_set_timeout_tv(evcon, &tv);
@@ -2970,11 +3175,14 @@ static void route_request(struct evhttp_request *ev, void *arg)
     gw_worker *w = arg;
     co_gateway *gw = w->gw;
     struct evhttp_connection *evcon = evhttp_request_get_connection(ev);
+    gw_conn *k = conn_of(w, ev);
+    if (k)
+        k->state = CONN_BUSY;
     if (evcon && w->gen->cfg->limits.header_timeout_ms < GW_CLIENT_WRITE_TIMEOUT_S * 1000) {
         struct timeval tv = {GW_CLIENT_WRITE_TIMEOUT_S, 0};
         evhttp_connection_set_timeout_tv(evcon, &tv);
-        evhttp_request_set_on_complete_cb(ev, on_reply_done, w);
     }
+    evhttp_request_set_on_complete_cb(ev, on_reply_done, w);
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(ev);
     const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
     if (!path || !*path)
@@ -3174,6 +3382,7 @@ static void *worker_main(void *arg)
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
+    conn_worker = w;
     event_base_dispatch(w->base);
     atomic_fetch_add(&w->gw->nexited, 1);
     mbox_kick(w->gw->cfd);
@@ -3211,6 +3420,7 @@ static int worker_init(co_gateway *gw, gw_worker *w, int idx, const co_config *c
     if (!w->http)
         return co_error_set(CO_ENOMEM, "cannot create an HTTP server");
     evhttp_set_gencb(w->http, on_http, w);
+    evhttp_set_bevcb(w->http, on_new_bev, w);
     evhttp_set_max_headers_size(w->http, GW_HEADERS_MAX);
     evhttp_set_allowed_methods(w->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT |
                                             EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
@@ -3268,8 +3478,11 @@ static void worker_destroy(gw_worker *w)
         co_upstream_free(up);
     }
     if (w->http)
-        evhttp_free(w->http);
+        evhttp_free(w->http); /* every connection's close callback frees its record */
     w->http = NULL;
+    free(w->conns);
+    w->conns = NULL;
+    w->conns_cap = w->conns_n = 0;
     if (w->drain_ev)
         event_free(w->drain_ev);
     if (w->start_ev)
