@@ -935,7 +935,8 @@ static void test_free_inside_callback(void **state)
 typedef struct step {
     const char *reply; /* NULL: close without answering */
     int close_after;
-    int dribble;       /* one byte per write, 1 ms apart: every split a parser can meet */
+    int dribble;       /* 1: one byte per write, 1 ms apart: every split a parser can meet;
+                          n > 1: writes of up to n bytes, 200 us apart */
     int early;         /* answer once the headers are in, then read the body */
 } step;
 
@@ -1005,12 +1006,14 @@ static void *scripted_main(void *arg)
             const char *r = sv->steps[i].reply;
             size_t len = strlen(r), off = 0;
             while (off < len) {
-                ssize_t k = write(fd, r + off, sv->steps[i].dribble ? 1 : len - off);
+                int d = sv->steps[i].dribble;
+                size_t piece = d ? (size_t)d : len - off;
+                ssize_t k = write(fd, r + off, piece < len - off ? piece : len - off);
                 if (k <= 0)
                     break;
                 off += (size_t)k;
-                if (sv->steps[i].dribble)
-                    usleep(1000);
+                if (d)
+                    usleep(d == 1 ? 1000 : 200);
             }
             char sink[65536];
             if (body_left)
@@ -1178,6 +1181,99 @@ static void test_wire_dribble(void **state)
     assert_int_equal(atomic_load(&sv.conns), 1);
     ctx_fini(&c);
     scripted_stop(&sv);
+}
+
+static uint64_t xorshift(uint64_t *x)
+{
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    return *x;
+}
+
+/* Answers of every framing with random bodies, random chunk sizes and
+ * extensions, header names in any case, arriving in random pieces, one after
+ * the other on one kept-alive connection: each body arrives whole and exact. */
+static void test_wire_random(void **state)
+{
+    (void)state;
+    enum { N = 40 };
+    step steps[N];
+    char *want[N];
+    size_t want_len[N];
+    uint64_t x = 0x2545f4914f6cdd1dULL;
+    static const char alphabet[] = "abcXYZ019 \r\n{}\":,\\-";
+    for (int i = 0; i < N; i++) {
+        size_t n = xorshift(&x) % 3000;
+        if (i % 7 == 0)
+            n = 0;
+        want[i] = malloc(n + 1);
+        assert_non_null(want[i]);
+        for (size_t j = 0; j < n; j++)
+            want[i][j] = alphabet[xorshift(&x) % (sizeof alphabet - 1)];
+        want[i][n] = '\0';
+        want_len[i] = n;
+        co_buf b;
+        co_buf_init(&b, CO_BUF_UNLIMITED);
+        int chunked = xorshift(&x) & 1;
+        assert_int_equal(co_buf_printf(&b, "HTTP/1.1 200 OK\r\n%s: application/json\r\n",
+                                       xorshift(&x) & 1 ? "content-type" : "Content-Type"),
+                         0);
+        if (!chunked) {
+            assert_int_equal(co_buf_printf(&b, "%s: %zu\r\n\r\n", xorshift(&x) & 1 ? "CONTENT-LENGTH" : "Content-Length", n),
+                             0);
+            assert_int_equal(co_buf_append(&b, want[i], n), 0);
+        } else {
+            assert_int_equal(co_buf_printf(&b, "%s: chunked\r\n\r\n", xorshift(&x) & 1 ? "transfer-encoding" : "Transfer-Encoding"),
+                             0);
+            for (size_t at = 0; at < n;) {
+                size_t c = 1 + xorshift(&x) % 700;
+                if (c > n - at)
+                    c = n - at;
+                int ext = (int)(xorshift(&x) % 9);
+                if (xorshift(&x) & 1)
+                    assert_int_equal(co_buf_printf(&b, "%zx\r\n", c), 0);
+                else
+                    assert_int_equal(co_buf_printf(&b, "%zX;x=%d\r\n", c, ext), 0);
+                assert_int_equal(co_buf_append(&b, want[i] + at, c), 0);
+                assert_int_equal(co_buf_puts(&b, "\r\n"), 0);
+                at += c;
+            }
+            assert_int_equal(co_buf_puts(&b, xorshift(&x) & 1 ? "0\r\n\r\n" : "0\r\nX-T: 1\r\n\r\n"), 0);
+        }
+        assert_int_equal(co_buf_append(&b, "", 1), 0);
+        steps[i] = (step){b.p, 0, 1 + (int)(xorshift(&x) % 96), 0}; /* b.p is freed below */
+    }
+    scripted sv;
+    scripted_start(&sv, steps, N);
+    ctx c;
+    ctx_init(&c, NULL);
+    for (int i = 0; i < N; i++) {
+        call k;
+        call_init(&k, &c);
+        int streamed = i & 1;
+        start_to(&k, &sv, streamed);
+        run(&c, 10000);
+        assert_int_equal(k.done_calls, 1);
+        assert_int_equal(k.err, CO_UPSTREAM_OK);
+        assert_int_equal(k.status, 200);
+        if (streamed) {
+            assert_int_equal(k.data.len, want_len[i]);
+            if (want_len[i])
+                assert_memory_equal(k.data.p, want[i], want_len[i]);
+        } else {
+            assert_int_equal(k.rbody_len, want_len[i]);
+            assert_memory_equal(k.rbody, want[i], want_len[i]);
+        }
+        call_fini(&k);
+    }
+    assert_int_equal(atomic_load(&sv.conns), 1);
+    ctx_fini(&c);
+    scripted_stop(&sv);
+    for (int i = 0; i < N; i++) {
+        free(want[i]);
+        free((char *)steps[i].reply);
+    }
 }
 
 /* An answer that arrives before the request body has gone out (a server
@@ -1423,6 +1519,7 @@ int main(void)
         cmocka_unit_test(test_wire_stale_keepalive),
         cmocka_unit_test(test_wire_framing),
         cmocka_unit_test(test_wire_dribble),
+        cmocka_unit_test(test_wire_random),
         cmocka_unit_test(test_wire_early_answer),
         cmocka_unit_test(test_wire_malformed),
         cmocka_unit_test(test_throughput),
