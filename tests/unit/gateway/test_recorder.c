@@ -643,7 +643,9 @@ static void test_failing_store_drops_oldest_beyond_queue(void **state)
     for (size_t i = 0; i < l.n; i++)
         assert_int_equal(l.v[i].x.tokens_in, 10 + (int64_t)i); /* the newest 16 */
     co_exchange_list_free(&l);
-    assert_true(logcap_count(&lc, "store failing: 10") >= 1);
+    /* reported, perhaps over two reports when the writer took the ten in two
+     * turns: the last report's totals count all ten */
+    assert_true(logcap_count(&lc, "totals: 0 / 10 / 0") >= 1);
     logcap_free(&lc);
     fault_destroy(&fc);
 }
