@@ -1232,7 +1232,6 @@ static void req_headers(gw_req *r, const gw_call *c)
     common_headers(r->ev, r->id, req_arm(r, c), r->wl ? r->wl->name : NULL, r->w->draining);
 }
 
-/* A complete reply; drops the client's reference. */
 /* evhttp writes a reply only once the socket next reports writable: a loop
  * turn later, with the socket's epoll interest changed twice on the way. A
  * reply that fits the socket's buffer is written here at once, and evhttp's
@@ -1252,6 +1251,7 @@ static void flush_reply(struct bufferevent *bev)
         bufferevent_trigger(bev, EV_WRITE, 0);
 }
 
+/* A complete reply; drops the client's reference. */
 static void reply_body(gw_req *r, const gw_call *c, int status, const char *ctype, const char *body, size_t len)
 {
     if (!r->ev)
