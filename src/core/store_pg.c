@@ -448,6 +448,9 @@ typedef struct pg_store {
         char *name, *holder;
     } *leases;
     size_t nleases;
+    /* the session that held leases was lost: no silent reconnect until a
+     * lease is taken again (pg_ready) */
+    int fenced;
 } pg_store;
 
 static const struct co_store_ops pg_ops;
@@ -528,6 +531,8 @@ static int pg_code(const char *state)
     return CO_ESTORE;
 }
 
+static void leases_forget_all(pg_store *s);
+
 /* Sets "<what>: <server message>" (never the row's values: the DETAIL of a
  * constraint error quotes them) and returns the code. */
 static int pg_fail(pg_store *s, const PGresult *r, const char *fmt, ...)
@@ -549,8 +554,13 @@ static int pg_fail(pg_store *s, const PGresult *r, const char *fmt, ...)
     if (!msg[0])
         snprintf(msg, sizeof msg, "unknown error");
     int code = pg_code(state);
-    if (s->conn && PQstatus(s->conn) != CONNECTION_OK)
+    if (s->conn && PQstatus(s->conn) != CONNECTION_OK) {
+        if (s->nleases) {
+            s->fenced = 1; /* the locks died with the session */
+            leases_forget_all(s);
+        }
         return co_error_set(CO_ESTORE, "%s: %s (store %s: connection lost)", what, msg, s->shown);
+    }
     return co_error_set(code, "%s: %s", what, msg);
 }
 
@@ -626,11 +636,25 @@ static void leases_forget_all(pg_store *s)
 /* Re-establishes a connection that was lost since the last call (server
  * restart, failover, idle timeout): the call that saw it break failed; the
  * next one gets a fresh session. Never inside a transaction. The advisory
- * locks of the old session died with it: its leases are forgotten. */
-static int pg_ready(pg_store *s)
+ * locks of the old session died with it: its leases are forgotten, and a
+ * handle that held any is fenced: its writes must not carry on, on a new
+ * session holding nothing, as if it still led (a rollout controller half
+ * way through a step while a standby takes over). Only taking a lease
+ * (for_lease) reconnects it. */
+static int pg_ready_for(pg_store *s, int for_lease)
 {
     if (s->conn && PQstatus(s->conn) == CONNECTION_OK)
         return 0;
+    if (s->nleases) {
+        s->fenced = 1;
+        leases_forget_all(s);
+    }
+    if (s->fenced && !for_lease)
+        return co_error_set(CO_ESTORE,
+                            "store %s: the connection that held a lease was lost; this handle writes nothing "
+                            "more until it takes the lease again",
+                            s->shown);
+    s->fenced = 0;
     if (s->conn)
         PQfinish(s->conn);
     s->conn = NULL;
@@ -640,6 +664,8 @@ static int pg_ready(pg_store *s)
     s->in_tx = 0;
     return pg_connect(s, &s->conn, "cutover");
 }
+
+static int pg_ready(pg_store *s) { return pg_ready_for(s, 0); }
 
 /* ---- executing ------------------------------------------------------------ */
 
@@ -2259,7 +2285,7 @@ static int pg_lease_take(co_store *st, const char *name, const char *holder, int
                          int *out_held)
 {
     pg_store *s = (pg_store *)st;
-    int rc = pg_ready(s), ours = 0;
+    int rc = pg_ready_for(s, 1), ours = 0;
     if (rc)
         return rc;
     long i = lease_find(s, name);
