@@ -214,6 +214,8 @@ struct gw_worker {
     struct event_base *base;
     struct evhttp *http;
     int in_http; /* inside evhttp's request callback (on_http) */
+    int in_done; /* inside a served call's on_done (served_done) */
+    struct bufferevent *flush_bev; /* a reply served_done writes out once the exchange is counted */
     struct gw_conn **conns; /* client connections that sent a byte, by bufferevent (open addressing) */
     size_t conns_cap, conns_n;
     struct evhttp_bound_socket *bound;
@@ -1234,11 +1236,13 @@ static void req_headers(gw_req *r, const gw_call *c)
 
 /* evhttp writes a reply only once the socket next reports writable: a loop
  * turn later, with the socket's epoll interest changed twice on the way. A
- * reply that fits the socket's buffer is written here at once, and evhttp's
- * write-done callback run, so the connection goes straight back to reading.
- * Only outside evhttp's own request callback (which is still on the stack
- * when a request is answered before any upstream call). A short write or an
- * error leaves the rest to evhttp's write event, as before. */
+ * reply that fits the socket's buffer is written at once instead, and
+ * evhttp's write-done callback run, so the connection goes straight back to
+ * reading. Only for the reply to a served call, at the end of served_done:
+ * after the exchange was counted and queued for the store (a client that
+ * reads /metrics the moment it has its answer sees it counted), and never
+ * inside evhttp's own request callback. A short write or an error leaves
+ * the rest to evhttp's write event, as before. */
 static void flush_reply(struct bufferevent *bev)
 {
     if (!bev)
@@ -1257,7 +1261,7 @@ static void reply_body(gw_req *r, const gw_call *c, int status, const char *ctyp
     if (!r->ev)
         return;
     struct evhttp_request *ev = r->ev;
-    struct evhttp_connection *evcon = r->w->in_http ? NULL : evhttp_request_get_connection(ev);
+    struct evhttp_connection *evcon = r->w->in_http || !r->w->in_done ? NULL : evhttp_request_get_connection(ev);
     struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
     client_detach(r);
     req_headers(r, c);
@@ -1271,7 +1275,8 @@ static void reply_body(gw_req *r, const gw_call *c, int status, const char *ctyp
     r->ev = NULL;
     r->started = 1;
     evhttp_send_reply(ev, status, NULL, NULL);
-    flush_reply(bev);
+    if (bev)
+        r->w->flush_bev = bev; /* written when served_done returns */
     req_unref(r);
 }
 
@@ -1982,16 +1987,23 @@ static void served_done(co_upstream_xfer *x, void *ud, const co_upstream_result 
 {
     (void)x;
     gw_call *c = ud;
+    gw_worker *w = c->r->w;
     c->x = NULL;
     c->running = 0;
     c->paused = 0;
     c->latency_us = res->total_us >= 0 ? res->total_us : co_mono_us() - c->t0_us;
     c->status = res->status;
+    w->in_done++;
     if (c->stream)
         served_stream_done(c, res);
     else
         served_json_done(c, res);
     call_finish(c);
+    if (--w->in_done == 0 && w->flush_bev) {
+        struct bufferevent *bev = w->flush_bev;
+        w->flush_bev = NULL;
+        flush_reply(bev);
+    }
 }
 
 static void shadow_done(co_upstream_xfer *x, void *ud, const co_upstream_result *res)
