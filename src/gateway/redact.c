@@ -106,6 +106,10 @@ static void scan_keys(const char *s, size_t n, spans *sp)
     for (size_t i = 0; i + 3 < n; i++) {
         size_t plen, min_body;
         int need_digit;
+        if (s[i] != 's' && s[i] != 'A') {
+            i += strcspn(s + i, "sA") - 1; /* the loop's i++ lands on the next candidate */
+            continue;
+        }
         if (s[i] == 's' && s[i + 1] == 'k' && s[i + 2] == '-') {
             plen = 3, min_body = 20, need_digit = 1; /* not "sk-this-is-a-long-word" */
         } else if (s[i] == 'A' && n - i >= 4 && memcmp(s + i, "AIza", 4) == 0) {
@@ -285,7 +289,7 @@ static void scan_cards(const char *s, size_t n, spans *sp)
     size_t i = 0;
     while (i < n) {
         if (!is_digit(s[i])) {
-            i++;
+            i += strcspn(s + i, "0123456789"); /* s ends at n: the next candidate at once */
             continue;
         }
         /* The run: digits, with single spaces or dashes between digits. */
@@ -508,7 +512,7 @@ static void scan_phones(const char *s, size_t n, spans *sp)
     while (i < n) {
         char c = s[i];
         if (!(c == '+' || c == '(' || is_digit(c))) {
-            i++;
+            i += strcspn(s + i, "+(0123456789");
             continue;
         }
         size_t next;
@@ -663,7 +667,7 @@ int co_redact(const co_redactor *r, const char *in, char **out)
     *out = NULL;
     if (!in)
         return co_error_set(CO_EINVAL, "co_redact: input is NULL");
-    size_t n = strlen(in);
+    size_t n = strlen(in); /* the scanners rely on in[n] == '\0' (strcspn skips to candidates) */
 
     scan_keys(in, n, &sp);
     if (r && r->card)
