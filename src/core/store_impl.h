@@ -10,7 +10,7 @@
 
 /* The schema version this build writes. Every back end keeps the same
  * numbering so `cutover status` means the same thing on SQLite and Postgres. */
-#define CO__STORE_SCHEMA_LATEST 3
+#define CO__STORE_SCHEMA_LATEST 4
 
 /* Arguments reach the ops already validated by store.c (non-NULL handle,
  * outputs and required strings; outputs zeroed). Ops return 0 or a negative

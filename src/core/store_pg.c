@@ -239,6 +239,19 @@ static const char SQL_V3[] =
     "  expires_ms bigint NOT NULL"
     ");";
 
+/* v4: exactly-once exchanges. A batch whose commit was acknowledged to the
+ * server but not to the recorder (the connection broke at that moment) is
+ * sent again; (request_id, role) is unique, so the second copy is skipped
+ * instead of counted twice. Copies already stored are removed, the oldest
+ * kept. The new index also serves lookups by request id, which the old one
+ * did. */
+static const char SQL_V4[] =
+    "DELETE FROM exchanges WHERE id IN (SELECT id FROM (SELECT id, row_number() OVER"
+    "  (PARTITION BY request_id, role ORDER BY id) AS rn FROM exchanges WHERE request_id IS NOT NULL) d"
+    " WHERE rn > 1);"
+    "DROP INDEX exchanges_request;"
+    "CREATE UNIQUE INDEX exchanges_request_role ON exchanges(request_id, role) WHERE request_id IS NOT NULL;";
+
 struct pg_migration {
     int version;
     const char *what;
@@ -250,6 +263,7 @@ static const struct pg_migration pg_migrations[] = {
     {1, "exchanges, workload and rollout state, incidents, feedback, reviews", SQL_V1},
     {2, "eval runs and results, baselines, response cache, plan evidence", SQL_V2},
     {3, "gateway heartbeats, leases", SQL_V3},
+    {4, "exactly-once exchanges: (request_id, role) unique", SQL_V4},
 };
 _Static_assert(sizeof pg_migrations / sizeof pg_migrations[0] == CO__STORE_SCHEMA_LATEST,
                "one migration step per schema version");
@@ -1129,8 +1143,17 @@ static size_t copy_error_row(const PGresult *r)
     return v > 0 ? (size_t)v : 0;
 }
 
+#define PG_X_COLS                                                                                  \
+    "request_id, pair_id, ts_ms, workload, arm, role, model, api, user_key, status, error_class,"  \
+    " stream, latency_ms, ttft_ms, tokens_in, tokens_out, tokens_cached, cost_usd, finish_reason," \
+    " request_json, output_text"
+
 /* All rows in one COPY inside one transaction: the batch lands whole or
- * not at all, in one round trip's worth of protocol. */
+ * not at all, in one round trip's worth of protocol. The COPY goes to a
+ * session's temporary table with the same checks (a bad row is still named
+ * by its line), and from there into exchanges skipping a (request_id, role)
+ * already stored: a batch sent again after a lost commit acknowledgement
+ * lands once. */
 static int pg_record(co_store *st, const co_exchange *xs, size_t n)
 {
     pg_store *s = (pg_store *)st;
@@ -1140,10 +1163,15 @@ static int pg_record(co_store *st, const co_exchange *xs, size_t n)
     int rc = pg_begin(s);
     if (rc)
         goto done;
-    r = PQexec(s->conn, "COPY exchanges (request_id, pair_id, ts_ms, workload, arm, role, model,"
-                        " api, user_key, status, error_class, stream, latency_ms, ttft_ms,"
-                        " tokens_in, tokens_out, tokens_cached, cost_usd, finish_reason,"
-                        " request_json, output_text) FROM STDIN");
+    r = PQexec(s->conn, "CREATE TEMP TABLE IF NOT EXISTS exchanges_in (LIKE exchanges INCLUDING DEFAULTS"
+                        " INCLUDING CONSTRAINTS INCLUDING IDENTITY) ON COMMIT DELETE ROWS");
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+        rc = pg_fail(s, r, "recording %zu exchange%s: nothing of the batch was written", n,
+                     n == 1 ? "" : "s");
+        goto done;
+    }
+    PQclear(r);
+    r = PQexec(s->conn, "COPY exchanges_in (" PG_X_COLS ") FROM STDIN");
     if (PQresultStatus(r) != PGRES_COPY_IN) {
         rc = pg_fail(s, r, "recording %zu exchange%s: nothing of the batch was written", n,
                      n == 1 ? "" : "s");
@@ -1194,6 +1222,15 @@ static int pg_record(co_store *st, const co_exchange *xs, size_t n)
     if (!rc && (!sent_ok || first))
         rc = pg_fail(s, NULL, "recording %zu exchange%s: nothing of the batch was written", n,
                      n == 1 ? "" : "s");
+    if (!rc) {
+        r = PQexec(s->conn, "INSERT INTO exchanges (" PG_X_COLS ") SELECT " PG_X_COLS " FROM exchanges_in"
+                            " ORDER BY id ON CONFLICT DO NOTHING"); /* (request_id, role) is unique (v4) */
+        if (PQresultStatus(r) != PGRES_COMMAND_OK)
+            rc = pg_fail(s, r, "recording %zu exchange%s: nothing of the batch was written", n,
+                         n == 1 ? "" : "s");
+        PQclear(r);
+        r = NULL;
+    }
     if (!rc)
         rc = pg_commit(s);
 done:

@@ -221,6 +221,19 @@ static const char SQL_V3[] =
     "  expires_ms INTEGER NOT NULL"
     ");";
 
+/* v4: exactly-once exchanges. A batch whose commit was acknowledged to the
+ * server but not to the recorder (the connection broke at that moment) is
+ * sent again; (request_id, role) is unique, so the second copy is skipped
+ * instead of counted twice. Copies already stored are removed, the oldest
+ * kept. The new index also serves lookups by request id, which the old one
+ * did. */
+static const char SQL_V4[] =
+    "DELETE FROM exchanges WHERE id IN (SELECT id FROM (SELECT id, row_number() OVER"
+    "  (PARTITION BY request_id, role ORDER BY id) AS rn FROM exchanges WHERE request_id IS NOT NULL) d"
+    " WHERE rn > 1);"
+    "DROP INDEX exchanges_request;"
+    "CREATE UNIQUE INDEX exchanges_request_role ON exchanges(request_id, role) WHERE request_id IS NOT NULL;";
+
 struct sq_migration {
     int version;
     const char *what;
@@ -232,6 +245,7 @@ static const struct sq_migration sq_migrations[] = {
     {1, "exchanges, workload and rollout state, incidents, feedback, reviews", SQL_V1},
     {2, "eval runs and results, baselines, response cache, plan evidence", SQL_V2},
     {3, "gateway heartbeats, leases", SQL_V3},
+    {4, "exactly-once exchanges: (request_id, role) unique", SQL_V4},
 };
 _Static_assert(sizeof sq_migrations / sizeof sq_migrations[0] == CO__STORE_SCHEMA_LATEST,
                "one migration step per schema version");
@@ -275,7 +289,8 @@ static const char *const sq_sql[S__COUNT] = {
         " user_key, status, error_class, stream, latency_ms, ttft_ms, tokens_in, tokens_out,"
         " tokens_cached, cost_usd, finish_reason, request_json, output_text)"
         " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,"
-        " ?18, ?19, ?20, ?21)",
+        " ?18, ?19, ?20, ?21)"
+        " ON CONFLICT DO NOTHING", /* a batch sent again: (request_id, role) is unique (v4) */
     [S_PAIR] = "SELECT " X_ALL("") " FROM exchanges"
                " WHERE pair_id = ?1 AND role IN ('served', 'shadow') ORDER BY id",
     /* The first shadow of each served exchange; LIMIT -1 is "no limit". */

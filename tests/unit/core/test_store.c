@@ -238,7 +238,7 @@ static void test_open_urls(void **state)
     assert_string_equal(co_store_backend(f->st), f->pg ? "postgres" : "sqlite");
     assert_int_equal(co_store_schema_version(f->st, &v), 0);
     assert_int_equal(v, co_store_schema_latest());
-    assert_int_equal(co_store_schema_latest(), 3);
+    assert_int_equal(co_store_schema_latest(), 4);
 
     if (f->pg) {
         /* postgresql:// is the same thing; opening again migrates nothing */
@@ -247,9 +247,9 @@ static void test_open_urls(void **state)
         assert_int_equal(co_store_open(&st, url), 0);
         assert_string_equal(co_store_backend(st), "postgres");
         assert_int_equal(co_store_schema_version(st, &v), 0);
-        assert_int_equal(v, 3);
+        assert_int_equal(v, 4);
         co_store_close(st);
-        assert_int_equal(pg_scalar(f, NULL, "SELECT count(*) FROM cutover_schema"), 3);
+        assert_int_equal(pg_scalar(f, NULL, "SELECT count(*) FROM cutover_schema"), 4);
         return;
     }
 
@@ -661,6 +661,46 @@ static void test_record_all_or_nothing(void **state)
     batch[0].workload = "chat";
     assert_int_equal(co_store_record(f->st, batch, 3), 0);
     assert_int_equal(count_all(f->st), 8);
+}
+
+/* A batch sent again (its commit reached the store, the acknowledgement did
+ * not reach the recorder) lands once: (request_id, role) is unique. Another
+ * role of the same request, and rows without a request id, are new rows. */
+static void test_record_exactly_once(void **state)
+{
+    fixture *f = *state;
+    co_exchange batch[3] = {
+        xch("e1", "e1", 7000, "chat", "incumbent", "served", 10),
+        xch("e2", "e2", 7001, "chat", "incumbent", "served", 11),
+        xch("e2", "e2", 7002, "chat", "candidate", "shadow", 12),
+    };
+    assert_int_equal(co_store_record(f->st, batch, 3), 0);
+    assert_int_equal(count_all(f->st), 3);
+    assert_int_equal(co_store_record(f->st, batch, 3), 0);
+    assert_int_equal(count_all(f->st), 3);
+    /* a new row beside copies in one batch: only it lands */
+    co_exchange mixed[3] = {
+        batch[0],
+        xch("e3", "e3", 7003, "chat", "incumbent", "served", 13),
+        xch("e3", "e3", 7003, "chat", "incumbent", "served", 13), /* twice within the batch */
+    };
+    assert_int_equal(co_store_record(f->st, mixed, 3), 0);
+    assert_int_equal(count_all(f->st), 4);
+    co_exchange fallback = xch("e1", "e1", 7004, "chat", "incumbent", "fallback", 14);
+    assert_int_equal(co_store_record(f->st, &fallback, 1), 0);
+    assert_int_equal(count_all(f->st), 5);
+    co_exchange anon[2] = {
+        xch("", "", 7005, "chat", "incumbent", "served", 15),
+        xch("", "", 7006, "chat", "incumbent", "served", 16),
+    };
+    assert_int_equal(co_store_record(f->st, anon, 2), 0);
+    assert_int_equal(count_all(f->st), 7);
+    /* the first copy is the one kept */
+    co_pair pr;
+    assert_int_equal(co_store_pair(f->st, "e2", &pr), 0);
+    assert_true(pr.served.x.latency_ms == 11);
+    assert_true(pr.shadow.x.latency_ms == 12);
+    co_pair_clear(&pr);
 }
 
 /* ---- eval ----------------------------------------------------------------- */
@@ -1155,6 +1195,8 @@ static void test_migration_from_v1(void **state)
     assert_int_equal(co_store_schema_version(old, &v), 0);
     assert_int_equal(v, 1);
     record_traffic(old);
+    record_traffic(old); /* before v4 a batch sent again landed twice */
+    assert_int_equal(count_all(old), 10);
     int64_t ver = 0;
     assert_int_equal(co_store_workload_state_set(old, "chat", "shadow", 0, "ana", &ver), 0);
     co_rollout_event ev = {.workload = "chat", .actor = "ana", .kind = "start"};
@@ -1167,8 +1209,8 @@ static void test_migration_from_v1(void **state)
     co_store *st = NULL;
     assert_int_equal(co_store_open(&st, p), 0);
     assert_int_equal(co_store_schema_version(st, &v), 0);
-    assert_int_equal(v, 3);
-    assert_int_equal(count_all(st), 5);
+    assert_int_equal(v, 4);
+    assert_int_equal(count_all(st), 5); /* v4 kept the first of each copy */
     co_pair pr;
     assert_int_equal(co_store_pair(st, "p1", &pr), 0);
     assert_string_equal(pr.shadow.x.output_text, "hi!");
@@ -1192,7 +1234,7 @@ static void test_migration_from_v1(void **state)
     assert_int_equal(count_all(st), 5);
     co_store_close(st);
 
-    assert_int_equal(co__store_open_at(&st, p, 4), CO_EINVAL);
+    assert_int_equal(co__store_open_at(&st, p, 5), CO_EINVAL);
     assert_null(st);
 }
 
@@ -1209,7 +1251,7 @@ static void test_newer_schema_refused(void **state)
     assert_int_equal(co_store_open(&st, f->url), CO_ESCHEMA);
     assert_null(st);
     assert_non_null(strstr(co_error_last(), "99"));
-    assert_non_null(strstr(co_error_last(), "up to 3"));
+    assert_non_null(strstr(co_error_last(), "up to 4"));
     assert_int_equal(co__store_open_at(&st, f->url, 1), CO_ESCHEMA);
 }
 
@@ -1608,10 +1650,10 @@ static void test_concurrent_open_migrates_once(void **state)
     for (int i = 0; i < N; i++) {
         if (o[i].rc)
             fail_msg("opener %d: %s", i, o[i].err);
-        assert_int_equal(o[i].version, 3);
+        assert_int_equal(o[i].version, 4);
     }
     if (f->pg)
-        assert_int_equal(pg_scalar(f, "fresh", "SELECT count(*) FROM cutover_schema"), 3);
+        assert_int_equal(pg_scalar(f, "fresh", "SELECT count(*) FROM cutover_schema"), 4);
     co_store *st = NULL;
     assert_int_equal(co_store_open(&st, url), 0);
     record_traffic(st);
@@ -1853,6 +1895,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_window_summary_and_latencies, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pairs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_record_all_or_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_record_exactly_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_eval_runs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_baseline, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cache, setup, teardown),
