@@ -1149,29 +1149,44 @@ static size_t copy_error_row(const PGresult *r)
     " request_json, output_text"
 
 /* All rows in one COPY inside one transaction: the batch lands whole or
- * not at all, in one round trip's worth of protocol. The COPY goes to a
- * session's temporary table with the same checks (a bad row is still named
- * by its line), and from there into exchanges skipping a (request_id, role)
- * already stored: a batch sent again after a lost commit acknowledgement
- * lands once. */
+ * not at all, in one round trip's worth of protocol. A batch is normally
+ * new and goes straight into exchanges. One that was sent before (its
+ * commit reached the server, the acknowledgement did not reach the writer)
+ * meets the unique (request_id, role) index and fails whole; it is then
+ * copied into a session's temporary table with the same checks (a bad row is
+ * still named by its line) and moved into exchanges skipping what is
+ * already there, so it lands once. */
+static int pg_record_copy(pg_store *s, const co_exchange *xs, size_t n, int dedupe);
+
 static int pg_record(co_store *st, const co_exchange *xs, size_t n)
 {
     pg_store *s = (pg_store *)st;
+    int rc = pg_record_copy(s, xs, n, 0);
+    if (rc == CO_EEXIST)
+        rc = pg_record_copy(s, xs, n, 1);
+    return rc;
+}
+
+static int pg_record_copy(pg_store *s, const co_exchange *xs, size_t n, int dedupe)
+{
     co_buf b;
     PGresult *r = NULL;
     co_buf_init(&b, CO_BUF_UNLIMITED);
     int rc = pg_begin(s);
     if (rc)
         goto done;
-    r = PQexec(s->conn, "CREATE TEMP TABLE IF NOT EXISTS exchanges_in (LIKE exchanges INCLUDING DEFAULTS"
-                        " INCLUDING CONSTRAINTS INCLUDING IDENTITY) ON COMMIT DELETE ROWS");
-    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-        rc = pg_fail(s, r, "recording %zu exchange%s: nothing of the batch was written", n,
-                     n == 1 ? "" : "s");
-        goto done;
+    if (dedupe) {
+        r = PQexec(s->conn, "CREATE TEMP TABLE IF NOT EXISTS exchanges_in (LIKE exchanges INCLUDING DEFAULTS"
+                            " INCLUDING CONSTRAINTS INCLUDING IDENTITY) ON COMMIT DELETE ROWS");
+        if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+            rc = pg_fail(s, r, "recording %zu exchange%s: nothing of the batch was written", n,
+                         n == 1 ? "" : "s");
+            goto done;
+        }
+        PQclear(r);
     }
-    PQclear(r);
-    r = PQexec(s->conn, "COPY exchanges_in (" PG_X_COLS ") FROM STDIN");
+    r = PQexec(s->conn, dedupe ? "COPY exchanges_in (" PG_X_COLS ") FROM STDIN"
+                               : "COPY exchanges (" PG_X_COLS ") FROM STDIN");
     if (PQresultStatus(r) != PGRES_COPY_IN) {
         rc = pg_fail(s, r, "recording %zu exchange%s: nothing of the batch was written", n,
                      n == 1 ? "" : "s");
@@ -1222,7 +1237,7 @@ static int pg_record(co_store *st, const co_exchange *xs, size_t n)
     if (!rc && (!sent_ok || first))
         rc = pg_fail(s, NULL, "recording %zu exchange%s: nothing of the batch was written", n,
                      n == 1 ? "" : "s");
-    if (!rc) {
+    if (!rc && dedupe) {
         r = PQexec(s->conn, "INSERT INTO exchanges (" PG_X_COLS ") SELECT " PG_X_COLS " FROM exchanges_in"
                             " ORDER BY id ON CONFLICT DO NOTHING"); /* (request_id, role) is unique (v4) */
         if (PQresultStatus(r) != PGRES_COMMAND_OK)
