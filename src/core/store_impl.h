@@ -12,6 +12,19 @@
  * numbering so `cutover status` means the same thing on SQLite and Postgres. */
 #define CO__STORE_SCHEMA_LATEST 4
 
+/* Migration v4, portable SQL shared by the back ends: exactly-once
+ * exchanges. A batch whose commit reached the server but whose
+ * acknowledgement did not reach the recorder is sent again; (request_id,
+ * role) is unique, so the second copy is skipped instead of counted twice.
+ * Copies already stored are removed, the oldest kept. The new index also
+ * serves lookups by request id, which the one it replaces did. */
+#define CO__STORE_SQL_V4                                                                                   \
+    "DELETE FROM exchanges WHERE id IN (SELECT id FROM (SELECT id, row_number() OVER"                      \
+    "  (PARTITION BY request_id, role ORDER BY id) AS rn FROM exchanges WHERE request_id IS NOT NULL) d" \
+    " WHERE rn > 1);"                                                                                      \
+    "DROP INDEX exchanges_request;"                                                                        \
+    "CREATE UNIQUE INDEX exchanges_request_role ON exchanges(request_id, role) WHERE request_id IS NOT NULL;"
+
 /* Arguments reach the ops already validated by store.c (non-NULL handle,
  * outputs and required strings; outputs zeroed). Ops return 0 or a negative
  * CO_* code with co_error_set detail.

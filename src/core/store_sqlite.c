@@ -221,18 +221,8 @@ static const char SQL_V3[] =
     "  expires_ms INTEGER NOT NULL"
     ");";
 
-/* v4: exactly-once exchanges. A batch whose commit was acknowledged to the
- * server but not to the recorder (the connection broke at that moment) is
- * sent again; (request_id, role) is unique, so the second copy is skipped
- * instead of counted twice. Copies already stored are removed, the oldest
- * kept. The new index also serves lookups by request id, which the old one
- * did. */
-static const char SQL_V4[] =
-    "DELETE FROM exchanges WHERE id IN (SELECT id FROM (SELECT id, row_number() OVER"
-    "  (PARTITION BY request_id, role ORDER BY id) AS rn FROM exchanges WHERE request_id IS NOT NULL) d"
-    " WHERE rn > 1);"
-    "DROP INDEX exchanges_request;"
-    "CREATE UNIQUE INDEX exchanges_request_role ON exchanges(request_id, role) WHERE request_id IS NOT NULL;";
+/* v4: the same text on every back end (store_impl.h). */
+static const char SQL_V4[] = CO__STORE_SQL_V4;
 
 struct sq_migration {
     int version;
