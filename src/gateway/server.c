@@ -1207,7 +1207,8 @@ static void client_watch(gw_req *r)
     struct evhttp_connection *evcon = evhttp_request_get_connection(r->ev);
     if (!evcon)
         return;
-    gw_conn *k = conn_find(r->w, evhttp_connection_get_bufferevent(evcon));
+    struct bufferevent *bev = evhttp_connection_get_bufferevent(evcon);
+    gw_conn *k = conn_find(r->w, bev);
     if (k) {
         k->req = r; /* the connection's close callback tells r */
         r->conn = k;
@@ -1215,7 +1216,6 @@ static void client_watch(gw_req *r)
         evhttp_connection_set_closecb(evcon, on_close, r);
         r->closecb_on = 1;
     }
-    struct bufferevent *bev = evhttp_connection_get_bufferevent(evcon);
     evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
     if (fd >= 0 && event_assign(&r->watch, r->w->base, fd, EV_READ, on_watch, r) == 0 &&
         event_add(&r->watch, NULL) == 0)
