@@ -6,7 +6,7 @@ set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config curl
       libevent-dev libcurl4-openssl-dev libjansson-dev libfyaml-dev
-      libsqlite3-dev libpq-dev libxxhash-dev libcmocka-dev
+      libsqlite3-dev libpq-dev libxxhash-dev libhttp-parser-dev libcmocka-dev
       sqlite3 wrk
       postgresql)  # server binaries only: tests start throwaway clusters, never the service
 
