@@ -20,9 +20,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include <event2/buffer.h>
-#include <event2/http.h>
-#include <event2/keyvalq_struct.h>
+#include <event2/http.h> /* evhttp_uridecode */
 
 #include "cutover/config.h"
 #include "cutover/error.h"
@@ -59,7 +57,7 @@ static void safe_copy(char *dst, size_t n, const char *src)
 
 typedef struct admin_job {
     gw_job base; /* first: the server hands back this pointer */
-    struct evhttp_request *ev;
+    gw_hreq *ev;
     char workload[256];
     int mode;
     double percent;
@@ -111,17 +109,16 @@ out:
 }
 
 /* Reads the JSON object body; NULL after an error reply. */
-static json_t *read_body(gw_worker *w, struct evhttp_request *ev)
+static json_t *read_body(gw_worker *w, gw_hreq *ev)
 {
-    struct evbuffer *ib = evhttp_request_get_input_buffer(ev);
-    size_t len = evbuffer_get_length(ib);
+    size_t len = 0;
+    const char *p = gw_hreq_body(ev, &len);
     if (len > ADMIN_BODY_MAX) {
         gw_reply_admin_error(w, ev, 413, "request_too_large", "the body is over %d bytes", ADMIN_BODY_MAX);
         return NULL;
     }
     if (len == 0)
         return json_object();
-    const char *p = (const char *)evbuffer_pullup(ib, -1);
     json_error_t err;
     json_t *j = json_loadb(p, len, 0, &err);
     if (!j) {
@@ -139,7 +136,7 @@ static json_t *read_body(gw_worker *w, struct evhttp_request *ev)
     return j;
 }
 
-static int opt_string(gw_worker *w, struct evhttp_request *ev, json_t *body, const char *key, const char **out)
+static int opt_string(gw_worker *w, gw_hreq *ev, json_t *body, const char *key, const char **out)
 {
     json_t *v = json_object_get(body, key);
     *out = NULL;
@@ -153,7 +150,7 @@ static int opt_string(gw_worker *w, struct evhttp_request *ev, json_t *body, con
     return 0;
 }
 
-static void change(co_gateway *gw, gw_worker *w, struct evhttp_request *ev, const char *name, int rollback)
+static void change(co_gateway *gw, gw_worker *w, gw_hreq *ev, const char *name, int rollback)
 {
     json_t *body = read_body(w, ev);
     if (!body)
@@ -217,13 +214,13 @@ out:
     json_decref(body);
 }
 
-void gw_admin_handle(co_gateway *gw, gw_worker *w, struct evhttp_request *ev, const char *path, int loopback,
+void gw_admin_handle(co_gateway *gw, gw_worker *w, gw_hreq *ev, const char *path, int loopback,
                      const char *token)
 {
     if (token && *token) {
-        const char *h = evhttp_find_header(evhttp_request_get_input_headers(ev), "Authorization");
+        const char *h = gw_hreq_header(ev, "Authorization");
         if (!h) {
-            evhttp_add_header(evhttp_request_get_output_headers(ev), "WWW-Authenticate", "Bearer realm=\"cutover admin\"");
+            gw_hreq_add_header(ev, "WWW-Authenticate", "Bearer realm=\"cutover admin\"");
             gw_reply_admin_error(w, ev, 401, "authentication_error",
                                  "the admin API needs an Authorization: Bearer TOKEN header");
             return;
@@ -247,10 +244,10 @@ void gw_admin_handle(co_gateway *gw, gw_worker *w, struct evhttp_request *ev, co
         return;
     }
 
-    enum evhttp_cmd_type cmd = evhttp_request_get_command(ev);
+    int cmd = gw_hreq_method(ev);
     if (!strcmp(path, "/admin/workloads") || !strcmp(path, "/admin/workloads/")) {
-        if (cmd != EVHTTP_REQ_GET) {
-            evhttp_add_header(evhttp_request_get_output_headers(ev), "Allow", "GET");
+        if (cmd != GW_HTTP_GET) {
+            gw_hreq_add_header(ev, "Allow", "GET");
             gw_reply_admin_error(w, ev, 405, "invalid_request_error", "use GET on /admin/workloads");
             return;
         }
@@ -269,8 +266,8 @@ void gw_admin_handle(co_gateway *gw, gw_worker *w, struct evhttp_request *ev, co
         const char *slash = strchr(rest, '/');
         if (slash && slash > rest && (!strcmp(slash, "/mode") || !strcmp(slash, "/rollback"))) {
             int rollback = !strcmp(slash, "/rollback");
-            if (cmd != EVHTTP_REQ_POST) {
-                evhttp_add_header(evhttp_request_get_output_headers(ev), "Allow", "POST");
+            if (cmd != GW_HTTP_POST) {
+                gw_hreq_add_header(ev, "Allow", "POST");
                 gw_reply_admin_error(w, ev, 405, "invalid_request_error", "use POST on %s", rollback ? "rollback" : "mode");
                 return;
             }

@@ -23,8 +23,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <event2/buffer.h>
-#include <event2/http.h>
 
 #include "cutover/util.h"
 #include "gateway/server_int.h"
@@ -34,7 +32,7 @@
 
 typedef struct fb_job {
     gw_job base; /* first: the server hands back this pointer */
-    struct evhttp_request *ev;
+    gw_hreq *ev;
     char request_id[CO_ID_LEN];
     int score;
     char *comment;
@@ -73,7 +71,7 @@ out:
     free(f);
 }
 
-static void bad(co_gateway *gw, gw_worker *w, struct evhttp_request *ev, int status, const char *msg)
+static void bad(co_gateway *gw, gw_worker *w, gw_hreq *ev, int status, const char *msg)
 {
     gw_feedback_rejected(gw, GW_FB_INVALID);
     gw_reply_api_error(w, ev, CO_API_OPENAI, status,
@@ -94,18 +92,17 @@ static int request_id_ok(const char *s, size_t len, char out[CO_ID_LEN])
     return 1;
 }
 
-void gw_feedback_handle(co_gateway *gw, gw_worker *w, struct evhttp_request *ev)
+void gw_feedback_handle(co_gateway *gw, gw_worker *w, gw_hreq *ev)
 {
     json_t *body = NULL;
-    struct evbuffer *ib = evhttp_request_get_input_buffer(ev);
-    size_t len = evbuffer_get_length(ib);
+    size_t len = 0;
+    const char *p = gw_hreq_body(ev, &len);
     if (len > FB_BODY_MAX) {
         char msg[128];
         snprintf(msg, sizeof msg, "the feedback body is %zu bytes, over the limit of %d", len, FB_BODY_MAX);
         bad(gw, w, ev, 413, msg);
         return;
     }
-    const char *p = len ? (const char *)evbuffer_pullup(ib, -1) : "";
     json_error_t jerr;
     body = json_loadb(p, len, 0, &jerr);
     if (!body) {
@@ -156,7 +153,7 @@ void gw_feedback_handle(co_gateway *gw, gw_worker *w, struct evhttp_request *ev)
     }
     if (!gw_feedback_reserve(gw)) {
         gw_feedback_rejected(gw, GW_FB_BUSY);
-        evhttp_add_header(evhttp_request_get_output_headers(ev), "Retry-After", "1");
+        gw_hreq_add_header(ev, "Retry-After", "1");
         gw_reply_api_error(w, ev, CO_API_OPENAI, 503, CO_CHAT_ERR_OVERLOADED,
                            "too much feedback waiting to be stored; retry");
         goto out;

@@ -1,5 +1,5 @@
 /* The gateway (include/cutover/gateway.h): worker threads, each with its own
- * event_base, evhttp on a shared SO_REUSEPORT address, upstream client,
+ * event_base, the HTTP/1.1 server (http.h) on a shared SO_REUSEPORT address, upstream client,
  * metrics block and recorder ring; a control loop (on the thread that calls
  * co_gateway_run) that owns signals, the store poll, admin jobs and the
  * shutdown; and the request pipeline (validate, resolve, decide, serve —
@@ -43,13 +43,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <event2/buffer.h>
-#include <event2/bufferevent.h>
+#include <fcntl.h>
+
 #include <event2/event.h>
-#include <event2/event_struct.h>
-#include <event2/http.h>
-#include <event2/keyvalq_struct.h>
-#include <event2/listener.h>
 #include <event2/util.h>
 
 #include "cutover/chat.h"
@@ -76,6 +72,9 @@
 #define GW_ERRBODY_MAX ((size_t)64 << 10)
 #define GW_MAX_EVENT ((size_t)4 << 20)  /* one SSE event */
 #define GW_HEADERS_MAX (64 * 1024)
+/* A client that stops reading its reply (a stream it no longer consumes) is
+ * let go after this long without taking a byte. */
+#define GW_CLIENT_WRITE_TIMEOUT_MS 60000
 /* Heartbeats (co_store_gateway_beat): at least this often, and at once after
  * a new workload-state version goes live. */
 #define GW_BEAT_MS 1000
@@ -173,10 +172,7 @@ struct gw_req {
     gw_worker *w;
     gw_gen *gen;
     const co_route_table *table;
-    struct evhttp_request *ev;
-    struct event watch;
-    int watch_on, closecb_on;
-    struct gw_conn *conn;   /* its connection's record while the client is watched */
+    gw_hreq *ev;            /* the client's request until its reply is made or the client is gone */
     int refs;
     co_api api;
     char id[CO_ID_LEN];
@@ -212,13 +208,7 @@ struct gw_worker {
     co_gateway *gw;
     int idx;
     struct event_base *base;
-    struct evhttp *http;
-    int in_http; /* inside evhttp's request callback (on_http) */
-    int in_done; /* inside a served call's on_done (served_done) */
-    struct bufferevent *flush_bev; /* a reply served_done writes out once the exchange is counted */
-    struct gw_conn **conns; /* client connections that sent a byte, by bufferevent (open addressing) */
-    size_t conns_cap, conns_n;
-    struct evhttp_bound_socket *bound;
+    gw_http *http;
     co_upstream *up;
     co_recorder_ring *ring;
     gw_gen *gen, *prev;
@@ -232,7 +222,6 @@ struct gw_worker {
     int64_t drain_deadline_us;
     gw_req *reqs;
     size_t nreqs, njobs;
-    struct evbuffer *scratch;
     co_buf tmp;
     pthread_t th;
     int started;
@@ -277,7 +266,7 @@ struct co_gateway {
     _Atomic int wstop;
     pthread_mutex_t cmu;
     gw_job *jhead, *jtail;
-    struct evhttp *admin_http;
+    gw_http *admin_http;
     int admin_loopback;
     int handle_signals;
     _Atomic int stop_requested;
@@ -424,13 +413,31 @@ static int get_port(evutil_socket_t fd)
                                      : ntohs(((struct sockaddr_in *)&got)->sin_port);
 }
 
-static struct evconnlistener *bind_listener(struct event_base *base, const struct sockaddr_storage *ss, int sslen,
-                                            int reuseport)
+/* The HTTP layer refuses bodies far over limits.max_body itself (413,
+ * before reading them); those a little over it reach the request pipeline,
+ * which answers its 413 in the client API's own error shape. */
+static size_t http_body_max(size_t max_body)
 {
-    unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC;
-    if (reuseport)
-        flags |= LEV_OPT_REUSEABLE_PORT;
-    return evconnlistener_new_bind(base, NULL, NULL, flags, 1024, (const struct sockaddr *)ss, sslen);
+    return max_body * 2 + 4096;
+}
+
+/* A non-blocking listening socket on ss (SO_REUSEPORT when several workers
+ * share the address); -1 with errno set. */
+static evutil_socket_t listen_socket(const struct sockaddr_storage *ss, int sslen, int reuseport)
+{
+    evutil_socket_t fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    int one = 1;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
+        (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) ||
+        bind(fd, (const struct sockaddr *)ss, (socklen_t)sslen) < 0 || listen(fd, 1024) < 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    return fd;
 }
 
 static void mbox_kick(int fd)
@@ -837,30 +844,33 @@ fail:
 
 /* ---- replies ------------------------------------------------------------- */
 
-static void common_headers(struct evhttp_request *ev, const char *id, const char *arm, const char *workload,
-                           int closing)
+static void common_headers(gw_hreq *q, const char *id, const char *arm, const char *workload)
 {
-    struct evkeyvalq *oh = evhttp_request_get_output_headers(ev);
-    evhttp_add_header(oh, "X-Cutover-Request-Id", id);
-    evhttp_add_header(oh, "X-Cutover-Arm", arm);
+    gw_hreq_add_header(q, "X-Cutover-Request-Id", id);
+    gw_hreq_add_header(q, "X-Cutover-Arm", arm);
     if (workload)
-        evhttp_add_header(oh, "X-Cutover-Workload", workload);
-    if (closing)
-        evhttp_add_header(oh, "Connection", "close");
+        gw_hreq_add_header(q, "X-Cutover-Workload", workload);
 }
 
-void gw_reply_json(gw_worker *w, struct evhttp_request *ev, int status, const char *body, size_t len)
+/* The last resort when a reply cannot even be built. */
+static void reply_internal(gw_hreq *q)
 {
+    static const char body[] = "{\"error\":{\"message\":\"internal error\",\"type\":\"api_error\"}}";
+    gw_hreq_add_header(q, "Content-Type", "application/json");
+    gw_hreq_reply(q, 500, body, sizeof body - 1);
+}
+
+void gw_reply_json(gw_worker *w, gw_hreq *q, int status, const char *body, size_t len)
+{
+    (void)w;
     char id[CO_ID_LEN];
     co_id_new(id);
-    common_headers(ev, id, "none", NULL, w && w->draining);
-    evhttp_add_header(evhttp_request_get_output_headers(ev), "Content-Type", "application/json");
-    evbuffer_add(evhttp_request_get_output_buffer(ev), body, len);
-    evhttp_send_reply(ev, status, NULL, NULL);
+    common_headers(q, id, "none", NULL);
+    gw_hreq_add_header(q, "Content-Type", "application/json");
+    gw_hreq_reply(q, status, body, len);
 }
 
-void gw_reply_admin_error(gw_worker *w, struct evhttp_request *ev, int status, const char *type, const char *fmt,
-                          ...)
+void gw_reply_admin_error(gw_worker *w, gw_hreq *q, int status, const char *type, const char *fmt, ...)
 {
     char msg[1024];
     va_list ap;
@@ -871,36 +881,57 @@ void gw_reply_admin_error(gw_worker *w, struct evhttp_request *ev, int status, c
     char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);
     if (s) {
-        gw_reply_json(w, ev, status, s, strlen(s));
+        gw_reply_json(w, q, status, s, strlen(s));
         free(s);
     } else {
-        evhttp_send_error(ev, 500, NULL);
+        reply_internal(q);
     }
 }
 
 /* An error in the API's own shape, outside a request pipeline. */
-static void reply_api_error(gw_worker *w, struct evhttp_request *ev, co_api api, int status, co_chat_err_kind kind,
-                            const char *id, const char *arm, const char *workload, const char *msg)
+static void reply_api_error(gw_worker *w, gw_hreq *q, co_api api, int status, co_chat_err_kind kind, const char *id,
+                            const char *arm, const char *workload, const char *msg)
 {
+    (void)w;
     co_buf b;
     co_buf_init(&b, 64 * 1024);
     if (co_chat_error_format(&b, api, status, kind, msg, NULL) < 0) {
         co_buf_reset(&b);
         co_buf_puts(&b, "{\"error\":{\"message\":\"internal error\"}}");
     }
-    common_headers(ev, id, arm, workload, w && w->draining);
-    evhttp_add_header(evhttp_request_get_output_headers(ev), "Content-Type", "application/json");
-    evbuffer_add(evhttp_request_get_output_buffer(ev), b.p, b.len);
-    evhttp_send_reply(ev, status ? status : co_chat_err_status(api, kind), NULL, NULL);
+    common_headers(q, id, arm, workload);
+    gw_hreq_add_header(q, "Content-Type", "application/json");
+    gw_hreq_reply(q, status ? status : co_chat_err_status(api, kind), b.p, b.len);
     co_buf_free(&b);
 }
 
-void gw_reply_api_error(gw_worker *w, struct evhttp_request *ev, co_api api, int status, co_chat_err_kind kind,
-                        const char *msg)
+void gw_reply_api_error(gw_worker *w, gw_hreq *q, co_api api, int status, co_chat_err_kind kind, const char *msg)
 {
     char id[CO_ID_LEN];
     co_id_new(id);
-    reply_api_error(w, ev, api, status, kind, id, "none", NULL, msg);
+    reply_api_error(w, q, api, status, kind, id, "none", NULL, msg);
+}
+
+/* The HTTP layer's own refusals (malformed, head too large, body far over
+ * the limit, a request that stopped arriving): the API is not known yet, so
+ * the body is one both SDKs read as an error, with the gateway's request id. */
+static void http_error(void *arg, int status, const char *message, co_buf *extra, co_buf *body)
+{
+    gw_worker *w = arg;
+    char id[CO_ID_LEN];
+    if (w)
+        worker_id(w, co_now_ms(), id);
+    else
+        co_id_new(id);
+    co_buf_printf(extra, "X-Cutover-Request-Id: %s\r\nX-Cutover-Arm: none\r\n", id);
+    const char *type = status == 408 ? "request_timeout" : status == 413 ? "request_too_large" : "invalid_request_error";
+    json_t *j = json_pack("{s:s,s:{s:s,s:s,s:n,s:s}}", "type", "error", "error", "type", type, "message", message,
+                          "param", "code", type);
+    char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    if (s)
+        co_buf_puts(body, s);
+    free(s);
 }
 
 /* ---- request lifetime ---------------------------------------------------- */
@@ -938,103 +969,7 @@ static void req_unref(gw_req *r)
     free(r);
 }
 
-/* ---- client connections ---------------------------------------------------
- * evhttp 2.1 ends a request that stops arriving (limits.header_timeout) by
- * closing the connection, and tells no one but the connection's close
- * callback. So every client connection that sends a byte gets a record
- * (gw_conn) and the gateway's close callback: it knows whether a request was
- * half in when the connection went (then the client is sent a 408 before the
- * close), and which request in flight, if any, lost its client. Connections
- * that never send a byte cost nothing: the record is made at the first one,
- * from the input buffer's callback registered when the connection is
- * accepted (on_new_bev). */
-enum { CONN_IDLE, CONN_READING, CONN_BUSY };
-typedef struct gw_conn {
-    gw_worker *w;
-    struct bufferevent *bev;
-    struct evhttp_connection *evcon;
-    int state;   /* CONN_*: READING = bytes of a request in, not yet dispatched */
-    gw_req *req; /* the request whose client is watched (client_watch) */
-} gw_conn;
-
-static __thread gw_worker *conn_worker; /* the worker running on this thread */
-
-static size_t conn_hash(const void *p, size_t cap)
-{
-    uint64_t v = (uint64_t)(uintptr_t)p;
-    v ^= v >> 33;
-    v *= UINT64_C(0xff51afd7ed558ccd);
-    v ^= v >> 33;
-    return (size_t)v & (cap - 1);
-}
-
-static gw_conn *conn_find(gw_worker *w, const struct bufferevent *bev)
-{
-    if (!w->conns_cap || !bev)
-        return NULL;
-    for (size_t i = conn_hash(bev, w->conns_cap);; i = (i + 1) & (w->conns_cap - 1)) {
-        gw_conn *k = w->conns[i];
-        if (!k || k->bev == bev)
-            return k;
-    }
-}
-
-static int conn_insert(gw_worker *w, gw_conn *k)
-{
-    if ((w->conns_n + 1) * 2 > w->conns_cap) {
-        size_t cap = w->conns_cap ? w->conns_cap * 2 : 64;
-        gw_conn **v = calloc(cap, sizeof *v);
-        if (!v)
-            return -1;
-        for (size_t i = 0; i < w->conns_cap; i++) {
-            gw_conn *o = w->conns[i];
-            if (!o)
-                continue;
-            size_t j = conn_hash(o->bev, cap);
-            while (v[j])
-                j = (j + 1) & (cap - 1);
-            v[j] = o;
-        }
-        free(w->conns);
-        w->conns = v;
-        w->conns_cap = cap;
-    }
-    size_t i = conn_hash(k->bev, w->conns_cap);
-    while (w->conns[i])
-        i = (i + 1) & (w->conns_cap - 1);
-    w->conns[i] = k;
-    w->conns_n++;
-    return 0;
-}
-
-/* linear probing: the entries after the hole move back where they belong */
-static void conn_remove(gw_worker *w, gw_conn *k)
-{
-    size_t cap = w->conns_cap, i = conn_hash(k->bev, cap);
-    while (w->conns[i] != k) {
-        if (!w->conns[i])
-            return;
-        i = (i + 1) & (cap - 1);
-    }
-    w->conns[i] = NULL;
-    w->conns_n--;
-    for (size_t j = (i + 1) & (cap - 1); w->conns[j]; j = (j + 1) & (cap - 1)) {
-        gw_conn *o = w->conns[j];
-        size_t h = conn_hash(o->bev, cap);
-        /* o may stay at j unless the hole i lies on its probe path h..j */
-        if ((j > i && (h <= i || h > j)) || (j < i && h <= i && h > j)) {
-            w->conns[i] = o;
-            w->conns[j] = NULL;
-            i = j;
-        }
-    }
-}
-
-static gw_conn *conn_of(gw_worker *w, struct evhttp_request *ev)
-{
-    struct evhttp_connection *evcon = ev ? evhttp_request_get_connection(ev) : NULL;
-    return evcon ? conn_find(w, evhttp_connection_get_bufferevent(evcon)) : NULL;
-}
+/* ---- the client side of a request ------------------------------------------ */
 
 /* The client is gone: cancel the served call (never the shadow). */
 static void client_gone(gw_req *r)
@@ -1045,181 +980,25 @@ static void client_gone(gw_req *r)
     req_unref(r); /* the client's reference */
 }
 
-/* r's client connection is going down before its reply went out. */
-static void req_client_closed(gw_req *r)
+/* The HTTP layer lost r's client before its reply was made. */
+static void on_client_gone(gw_hreq *q, void *arg)
 {
-    struct evhttp_request *ev = r->ev;
-    r->closecb_on = 0;
-    r->conn = NULL;
-    if (!ev)
-        return;
-    r->ev = NULL;
-    if (r->watch_on) {
-        event_del(&r->watch);
-        r->watch_on = 0;
-    }
-    /* evhttp detaches an unfinished request from a failed connection and
-     * leaves it to us; otherwise it frees it with the connection */
-    if (evhttp_request_get_connection(ev) == NULL)
-        evhttp_request_free(ev);
-    client_gone(r);
-}
-
-static void on_close(struct evhttp_connection *evcon, void *arg)
-{
-    (void)evcon;
-    req_client_closed(arg);
-}
-
-/* A request that stopped arriving gets its answer before the close. The
- * API is not known yet (the headers are not all in): the body is one both
- * SDKs read as an error. */
-static void send_408(gw_conn *k)
-{
-    evutil_socket_t fd = bufferevent_getfd(k->bev);
-    if (fd < 0)
-        return;
-    char id[CO_ID_LEN];
-    worker_id(k->w, co_now_ms(), id);
-    int64_t ms = k->w->gen ? k->w->gen->cfg->limits.header_timeout_ms : 0;
-    char body[384], msg[768];
-    int bl = snprintf(body, sizeof body,
-                      "{\"type\":\"error\",\"error\":{\"type\":\"request_timeout\",\"message\":\"the request did not "
-                      "arrive within %lld ms (limits.header_timeout); the gateway closed the connection\","
-                      "\"param\":null,\"code\":\"request_timeout\"}}",
-                      (long long)ms);
-    int ml = snprintf(msg, sizeof msg,
-                      "HTTP/1.1 408 Request Timeout\r\nX-Cutover-Request-Id: %s\r\nX-Cutover-Arm: none\r\n"
-                      "Content-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s",
-                      id, bl, body);
-    if (bl > 0 && ml > 0 && (size_t)ml < sizeof msg && send(fd, msg, (size_t)ml, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
-        /* the client is gone already: nothing to tell */
-    }
-}
-
-static void conn_input(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg);
-
-static void conn_closed(struct evhttp_connection *evcon, void *arg)
-{
-    (void)evcon;
-    gw_conn *k = arg;
-    /* half a request in, and evhttp gave up reading it (its timeout or an end
-     * of input disable the connection; a reply of its own, say to headers
-     * too large, leaves it enabled) */
-    if (k->state == CONN_READING && !(bufferevent_get_enabled(k->bev) & (EV_READ | EV_WRITE)) &&
-        !evbuffer_get_length(bufferevent_get_output(k->bev)))
-        send_408(k);
-    if (k->req)
-        req_client_closed(k->req);
-    evbuffer_remove_cb(bufferevent_get_input(k->bev), conn_input, k->bev);
-    conn_remove(k->w, k);
-    free(k);
-}
-
-/* Bytes arrived on a client connection (evhttp reads them in): the first
- * ones make the connection's record, those after a reply start a request. */
-static void conn_input(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
-{
-    (void)buf;
-    struct bufferevent *bev = arg;
-    gw_worker *w = conn_worker;
-    if (!info->n_added || !w)
-        return;
-    gw_conn *k = conn_find(w, bev);
-    if (!k) {
-        void *cbarg = NULL;
-        bufferevent_getcb(bev, NULL, NULL, NULL, &cbarg);
-        if (!cbarg || !(k = calloc(1, sizeof *k)))
-            return;
-        k->w = w;
-        k->bev = bev;
-        k->evcon = cbarg; /* evhttp's callbacks all take the connection */
-        if (conn_insert(w, k)) {
-            free(k);
-            return;
-        }
-        evhttp_connection_set_closecb(k->evcon, conn_closed, k);
-    }
-    if (k->state == CONN_IDLE)
-        k->state = CONN_READING;
-}
-
-/* evhttp_set_bevcb: the bufferevent of a connection just accepted. */
-static struct bufferevent *on_new_bev(struct event_base *base, void *arg)
-{
-    (void)arg;
-    struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
-    if (bev && !evbuffer_add_cb(bufferevent_get_input(bev), conn_input, bev)) {
-        bufferevent_free(bev);
-        return NULL;
-    }
-    return bev;
-}
-
-/* Stops watching the client connection (before a reply completes it). */
-static void client_detach(gw_req *r)
-{
-    if (r->watch_on) {
-        event_del(&r->watch);
-        r->watch_on = 0;
-    }
-    if (r->conn) {
-        r->conn->req = NULL;
-        r->conn = NULL;
-    }
-    if (r->closecb_on && r->ev) {
-        struct evhttp_connection *evcon = evhttp_request_get_connection(r->ev);
-        if (evcon)
-            evhttp_connection_set_closecb(evcon, NULL, NULL);
-    }
-    r->closecb_on = 0;
-}
-
-static void on_watch(evutil_socket_t fd, short what, void *arg)
-{
-    (void)what;
+    (void)q;
     gw_req *r = arg;
-    r->watch_on = 0;
-    char ch;
-    ssize_t n = recv(fd, &ch, 1, MSG_PEEK | MSG_DONTWAIT);
-    if (n > 0)
-        return; /* a pipelined request: a close cannot be told from here on */
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
-        if (event_add(&r->watch, NULL) == 0)
-            r->watch_on = 1;
-        return;
-    }
-    struct evhttp_request *ev = r->ev;
-    if (!ev)
-        return;
-    client_detach(r);
     r->ev = NULL;
-    struct evhttp_connection *evcon = evhttp_request_get_connection(ev);
-    if (evcon)
-        evhttp_connection_free(evcon); /* frees the request with it */
-    else
-        evhttp_request_free(ev);
     client_gone(r);
 }
 
+/* From here on the HTTP layer tells r when its client goes. */
 static void client_watch(gw_req *r)
 {
-    struct evhttp_connection *evcon = evhttp_request_get_connection(r->ev);
-    if (!evcon)
-        return;
-    struct bufferevent *bev = evhttp_connection_get_bufferevent(evcon);
-    gw_conn *k = conn_find(r->w, bev);
-    if (k) {
-        k->req = r; /* the connection's close callback tells r */
-        r->conn = k;
-    } else {
-        evhttp_connection_set_closecb(evcon, on_close, r);
-        r->closecb_on = 1;
-    }
-    evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
-    if (fd >= 0 && event_assign(&r->watch, r->w->base, fd, EV_READ, on_watch, r) == 0 &&
-        event_add(&r->watch, NULL) == 0)
-        r->watch_on = 1;
+    gw_hreq_set_gone_cb(r->ev, on_client_gone, r);
+}
+
+/* Before a finishing reply: r stops hearing of its client. */
+static void client_detach(gw_req *r)
+{
+    gw_hreq_set_gone_cb(r->ev, NULL, NULL);
 }
 
 static const char *req_arm(const gw_req *r, const gw_call *c)
@@ -1231,52 +1010,28 @@ static const char *req_arm(const gw_req *r, const gw_call *c)
 
 static void req_headers(gw_req *r, const gw_call *c)
 {
-    common_headers(r->ev, r->id, req_arm(r, c), r->wl ? r->wl->name : NULL, r->w->draining);
+    common_headers(r->ev, r->id, req_arm(r, c), r->wl ? r->wl->name : NULL);
 }
 
-/* evhttp writes a reply only once the socket next reports writable: a loop
- * turn later, with the socket's epoll interest changed twice on the way. A
- * reply that fits the socket's buffer is written at once instead, and
- * evhttp's write-done callback run, so the connection goes straight back to
- * reading. Only for the reply to a served call, at the end of served_done:
- * after the exchange was counted and queued for the store (a client that
- * reads /metrics the moment it has its answer sees it counted), and never
- * inside evhttp's own request callback. A short write or an error leaves
- * the rest to evhttp's write event, as before. */
-static void flush_reply(struct bufferevent *bev)
-{
-    if (!bev)
-        return;
-    struct evbuffer *out = bufferevent_get_output(bev);
-    evutil_socket_t fd = bufferevent_getfd(bev);
-    if (fd < 0 || !evbuffer_get_length(out) || evbuffer_write(out, fd) < 0)
-        return;
-    if (!evbuffer_get_length(out))
-        bufferevent_trigger(bev, EV_WRITE, 0);
-}
-
-/* A complete reply; drops the client's reference. */
+/* A complete reply; drops the client's reference. Inside served_done the
+ * worker's HTTP server is corked, so the reply goes out only once the
+ * exchange was counted and queued for the store (a client that reads
+ * /metrics the moment it has its answer sees it counted). */
 static void reply_body(gw_req *r, const gw_call *c, int status, const char *ctype, const char *body, size_t len)
 {
     if (!r->ev)
         return;
-    struct evhttp_request *ev = r->ev;
-    struct evhttp_connection *evcon = r->w->in_http || !r->w->in_done ? NULL : evhttp_request_get_connection(ev);
-    struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
+    gw_hreq *q = r->ev;
     client_detach(r);
     req_headers(r, c);
-    struct evkeyvalq *oh = evhttp_request_get_output_headers(ev);
-    evhttp_add_header(oh, "Content-Type", ctype && *ctype ? ctype : "application/json");
+    gw_hreq_add_header(q, "Content-Type", ctype && *ctype ? ctype : "application/json");
     if (c && c->retry_after[0])
-        evhttp_add_header(oh, "retry-after", c->retry_after);
+        gw_hreq_add_header(q, "retry-after", c->retry_after);
     if (c && c->retry_after_ms[0])
-        evhttp_add_header(oh, "retry-after-ms", c->retry_after_ms);
-    evbuffer_add(evhttp_request_get_output_buffer(ev), body, len);
+        gw_hreq_add_header(q, "retry-after-ms", c->retry_after_ms);
     r->ev = NULL;
     r->started = 1;
-    evhttp_send_reply(ev, status, NULL, NULL);
-    if (bev)
-        r->w->flush_bev = bev; /* written when served_done returns */
+    gw_hreq_reply(q, status, body, len);
     req_unref(r);
 }
 
@@ -1304,9 +1059,9 @@ static void reply_error(gw_req *r, const gw_call *c, int status, co_chat_err_kin
 
 /* ---- streaming to the client --------------------------------------------- */
 
-static void on_drained(struct evhttp_connection *evcon, void *arg)
+static void on_drained(gw_hreq *q, void *arg)
 {
-    (void)evcon;
+    (void)q;
     gw_req *r = arg;
     gw_call *c = r->served;
     if (c && c->paused && c->x) {
@@ -1317,9 +1072,7 @@ static void on_drained(struct evhttp_connection *evcon, void *arg)
 
 static size_t client_pending(gw_req *r)
 {
-    struct evhttp_connection *evcon = r->ev ? evhttp_request_get_connection(r->ev) : NULL;
-    struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
-    return bev ? evbuffer_get_length(bufferevent_get_output(bev)) : 0;
+    return r->ev ? gw_hreq_pending(r->ev) : 0;
 }
 
 static void stream_start(gw_req *r, gw_call *c)
@@ -1327,10 +1080,10 @@ static void stream_start(gw_req *r, gw_call *c)
     if (!r->ev || r->started)
         return;
     req_headers(r, c);
-    struct evkeyvalq *oh = evhttp_request_get_output_headers(r->ev);
-    evhttp_add_header(oh, "Content-Type", c->fast && c->ctype[0] ? c->ctype : "text/event-stream");
-    evhttp_add_header(oh, "Cache-Control", "no-cache");
-    evhttp_send_reply_start(r->ev, c->status ? c->status : 200, NULL);
+    gw_hreq_add_header(r->ev, "Content-Type", c->fast && c->ctype[0] ? c->ctype : "text/event-stream");
+    gw_hreq_add_header(r->ev, "Cache-Control", "no-cache");
+    gw_hreq_set_drained_cb(r->ev, on_drained, r);
+    gw_hreq_start(r->ev, c->status ? c->status : 200);
     r->started = 1;
 }
 
@@ -1339,10 +1092,7 @@ static void stream_send(gw_req *r, gw_call *c, const char *p, size_t n)
     if (!r->ev || !n)
         return;
     stream_start(r, c);
-    struct evbuffer *sb = r->w->scratch;
-    evbuffer_add(sb, p, n);
-    evhttp_send_reply_chunk_with_cb(r->ev, sb, on_drained, r);
-    evbuffer_drain(sb, evbuffer_get_length(sb));
+    gw_hreq_chunk(r->ev, p, n);
 }
 
 static void stream_end(gw_req *r, gw_call *c)
@@ -1350,10 +1100,10 @@ static void stream_end(gw_req *r, gw_call *c)
     if (!r->ev)
         return;
     stream_start(r, c);
-    struct evhttp_request *ev = r->ev;
+    gw_hreq *q = r->ev;
     client_detach(r);
     r->ev = NULL;
-    evhttp_send_reply_end(ev);
+    gw_hreq_end(q);
     req_unref(r);
 }
 
@@ -1993,17 +1743,13 @@ static void served_done(co_upstream_xfer *x, void *ud, const co_upstream_result 
     c->paused = 0;
     c->latency_us = res->total_us >= 0 ? res->total_us : co_mono_us() - c->t0_us;
     c->status = res->status;
-    w->in_done++;
+    gw_http_cork(w->http); /* the reply waits until the exchange is counted */
     if (c->stream)
         served_stream_done(c, res);
     else
         served_json_done(c, res);
     call_finish(c);
-    if (--w->in_done == 0 && w->flush_bev) {
-        struct bufferevent *bev = w->flush_bev;
-        w->flush_bev = NULL;
-        flush_reply(bev);
-    }
+    gw_http_uncork(w->http);
 }
 
 static void shadow_done(co_upstream_xfer *x, void *ud, const co_upstream_result *res)
@@ -2859,7 +2605,7 @@ static int splice_model(co_buf *out, const char *body, size_t len, const char *m
 
 static const char *hdr_fn(void *ud, const char *name)
 {
-    return evhttp_find_header(evhttp_request_get_input_headers((struct evhttp_request *)ud), name);
+    return gw_hreq_header(ud, name);
 }
 
 static gw_gen *gen_for(gw_worker *w, const co_route_table *t)
@@ -2889,12 +2635,12 @@ static void user_key(gw_req *r, const char *u)
     co_route_user_key(NULL, hdr_fn, r->ev, r->user_key);
 }
 
-static void chat(gw_worker *w, struct evhttp_request *ev, co_api api)
+static void chat(gw_worker *w, gw_hreq *ev, co_api api)
 {
     co_gateway *gw = w->gw;
     gw_req *r = calloc(1, sizeof *r);
     if (!r) {
-        evhttp_send_error(ev, 500, NULL);
+        reply_internal(ev);
         return;
     }
     r->w = w;
@@ -2917,23 +2663,18 @@ static void chat(gw_worker *w, struct evhttp_request *ev, co_api api)
         goto out;
     }
     gen_ref(r->gen);
-    struct evbuffer *ib = evhttp_request_get_input_buffer(ev);
-    size_t len = evbuffer_get_length(ib);
+    size_t len = 0;
+    gw_hreq_body(ev, &len);
     if (len > r->gen->max_body) {
         reply_error(r, NULL, 413, CO_CHAT_ERR_REQUEST_TOO_LARGE,
                     "the request body is %zu bytes, over the gateway's limit of %zu bytes (limits.max_body)", len,
                     r->gen->max_body);
         goto out;
     }
-    if (!(r->body = malloc(len + 1))) {
+    if (!(r->body = gw_hreq_take_body(ev, &len))) {
         reply_error(r, NULL, 500, CO_CHAT_ERR_API, "out of memory");
         goto out;
     }
-    if (len && evbuffer_remove(ib, r->body, len) != (int)len) {
-        reply_error(r, NULL, 500, CO_CHAT_ERR_API, "could not read the request body");
-        goto out;
-    }
-    r->body[len] = '\0';
     r->body_len = len;
     gw_peek pk;
     char perr[512];
@@ -3029,21 +2770,20 @@ out:
 
 /* ---- other routes -------------------------------------------------------- */
 
-static void reply_text(gw_worker *w, struct evhttp_request *ev, int status, const char *ctype, const char *body,
-                       size_t len)
+static void reply_text(gw_worker *w, gw_hreq *ev, int status, const char *ctype, const char *body, size_t len)
 {
+    (void)w;
     char id[CO_ID_LEN];
     co_id_new(id);
-    common_headers(ev, id, "none", NULL, w && w->draining);
-    evhttp_add_header(evhttp_request_get_output_headers(ev), "Content-Type", ctype);
-    evbuffer_add(evhttp_request_get_output_buffer(ev), body, len);
-    evhttp_send_reply(ev, status, NULL, NULL);
+    common_headers(ev, id, "none", NULL);
+    gw_hreq_add_header(ev, "Content-Type", ctype);
+    gw_hreq_reply(ev, status, body, len);
 }
 
-static void models(gw_worker *w, struct evhttp_request *ev)
+static void models(gw_worker *w, gw_hreq *ev)
 {
     gw_gen *g = w->gen;
-    int anthropic = evhttp_find_header(evhttp_request_get_input_headers(ev), "anthropic-version") != NULL;
+    int anthropic = gw_hreq_header(ev, "anthropic-version") != NULL;
     json_t *data = json_array();
     for (size_t i = 0; g && i < g->cfg->workloads.n; i++) {
         const co_workload_conf *wc = (const co_workload_conf *)g->cfg->workloads.v + i;
@@ -3070,19 +2810,19 @@ static void models(gw_worker *w, struct evhttp_request *ev)
     if (s)
         reply_text(w, ev, 200, "application/json", s, strlen(s));
     else
-        evhttp_send_error(ev, 500, NULL);
+        reply_internal(ev);
     free(s);
 }
 
 static int gw_ready(co_gateway *gw) { return atomic_load(&gw->nstarted) >= gw->nworkers && gw->st != NULL; }
 
-static void health(gw_worker *w, struct evhttp_request *ev)
+static void health(gw_worker *w, gw_hreq *ev)
 {
     static const char ok[] = "{\"status\":\"ok\"}";
     reply_text(w, ev, 200, "application/json", ok, sizeof ok - 1);
 }
 
-static void readyz(co_gateway *gw, gw_worker *w, struct evhttp_request *ev)
+static void readyz(co_gateway *gw, gw_worker *w, gw_hreq *ev)
 {
     if (gw_ready(gw) && !gw->stopping) {
         /* which mode version this process serves: what drills wait for */
@@ -3100,13 +2840,13 @@ static void readyz(co_gateway *gw, gw_worker *w, struct evhttp_request *ev)
     }
 }
 
-static void metrics_reply(co_gateway *gw, gw_worker *w, gw_gen *g, struct evhttp_request *ev)
+static void metrics_reply(co_gateway *gw, gw_worker *w, gw_gen *g, gw_hreq *ev)
 {
     co_buf b;
     co_buf_init(&b, (size_t)64 << 20);
     if (co_metrics_render(g->met->m, &b) < 0) {
         co_buf_free(&b);
-        evhttp_send_error(ev, 500, NULL);
+        reply_internal(ev);
         return;
     }
     (void)gw;
@@ -3114,23 +2854,22 @@ static void metrics_reply(co_gateway *gw, gw_worker *w, gw_gen *g, struct evhttp
     co_buf_free(&b);
 }
 
-static int method_ok(struct evhttp_request *ev, enum evhttp_cmd_type want)
+static int method_ok(const gw_hreq *ev, int want)
 {
-    return evhttp_request_get_command(ev) == want;
+    return gw_hreq_method(ev) == want;
 }
 
-static void not_allowed(gw_worker *w, struct evhttp_request *ev, co_api api, const char *allow)
+static void not_allowed(gw_worker *w, gw_hreq *ev, co_api api, const char *allow)
 {
     char id[CO_ID_LEN], msg[160];
     co_id_new(id);
-    snprintf(msg, sizeof msg, "method not allowed on %s; use %s", evhttp_uri_get_path(evhttp_request_get_evhttp_uri(ev)),
-             allow);
-    evhttp_add_header(evhttp_request_get_output_headers(ev), "Allow", allow);
+    snprintf(msg, sizeof msg, "method not allowed on %.100s; use %s", gw_hreq_path(ev), allow);
+    gw_hreq_add_header(ev, "Allow", allow);
     reply_api_error(w, ev, api, 405, CO_CHAT_ERR_INVALID_REQUEST, id, "none", NULL, msg);
 }
 
 /* Routes shared by the main listener and a separate admin listener. */
-static int common_routes(co_gateway *gw, gw_worker *w, gw_gen *g, struct evhttp_request *ev, const char *path)
+static int common_routes(co_gateway *gw, gw_worker *w, gw_gen *g, gw_hreq *ev, const char *path)
 {
     if (!strcmp(path, "/healthz")) {
         health(w, ev);
@@ -3141,7 +2880,7 @@ static int common_routes(co_gateway *gw, gw_worker *w, gw_gen *g, struct evhttp_
         return 1;
     }
     if (!strcmp(path, "/metrics")) {
-        if (!method_ok(ev, EVHTTP_REQ_GET))
+        if (!method_ok(ev, GW_HTTP_GET))
             not_allowed(w, ev, CO_API_OPENAI, "GET");
         else
             metrics_reply(gw, w, g, ev);
@@ -3150,7 +2889,7 @@ static int common_routes(co_gateway *gw, gw_worker *w, gw_gen *g, struct evhttp_
     return 0;
 }
 
-static void not_found(gw_worker *w, struct evhttp_request *ev, const char *path)
+static void not_found(gw_worker *w, gw_hreq *ev, const char *path)
 {
     char id[CO_ID_LEN], msg[600];
     co_id_new(id);
@@ -3161,67 +2900,34 @@ static void not_found(gw_worker *w, struct evhttp_request *ev, const char *path)
     reply_api_error(w, ev, CO_API_OPENAI, 404, CO_CHAT_ERR_NOT_FOUND, id, "none", NULL, msg);
 }
 
-/* evhttp has one timeout per connection for reading and writing. The
- * header timeout guards the wait for a request (slow headers, idle keep-alive);
- * while a reply is being written a client may pause reading far longer (a
- * busy or throttled consumer of a long stream), so the connection gets the
- * write timeout until its reply is done, then the header timeout again. */
-#define GW_CLIENT_WRITE_TIMEOUT_S 60
-
-static void on_reply_done(struct evhttp_request *ev, void *arg)
-{
-    gw_worker *w = arg;
-    gw_conn *k = conn_of(w, ev);
-    if (k)
-        k->state = CONN_IDLE; /* the next bytes start the next request */
-    struct evhttp_connection *evcon = evhttp_request_get_connection(ev);
-    if (evcon && w->gen && w->gen->cfg->limits.header_timeout_ms < GW_CLIENT_WRITE_TIMEOUT_S * 1000) {
-        int64_t ms = w->gen->cfg->limits.header_timeout_ms;
-        struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-        evhttp_connection_set_timeout_tv(evcon, &tv);
-    }
-}
-
-static void route_request(struct evhttp_request *ev, void *arg)
+static void route_request(gw_hreq *ev, void *arg)
 {
     gw_worker *w = arg;
     co_gateway *gw = w->gw;
-    struct evhttp_connection *evcon = evhttp_request_get_connection(ev);
-    gw_conn *k = conn_of(w, ev);
-    if (k)
-        k->state = CONN_BUSY;
-    if (evcon && w->gen->cfg->limits.header_timeout_ms < GW_CLIENT_WRITE_TIMEOUT_S * 1000) {
-        struct timeval tv = {GW_CLIENT_WRITE_TIMEOUT_S, 0};
-        evhttp_connection_set_timeout_tv(evcon, &tv);
-    }
-    evhttp_request_set_on_complete_cb(ev, on_reply_done, w);
-    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(ev);
-    const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
-    if (!path || !*path)
-        path = "/";
+    const char *path = gw_hreq_path(ev);
     if (!strcmp(path, "/v1/chat/completions")) {
-        if (!method_ok(ev, EVHTTP_REQ_POST))
+        if (!method_ok(ev, GW_HTTP_POST))
             not_allowed(w, ev, CO_API_OPENAI, "POST");
         else
             chat(w, ev, CO_API_OPENAI);
         return;
     }
     if (!strcmp(path, "/v1/messages")) {
-        if (!method_ok(ev, EVHTTP_REQ_POST))
+        if (!method_ok(ev, GW_HTTP_POST))
             not_allowed(w, ev, CO_API_ANTHROPIC, "POST");
         else
             chat(w, ev, CO_API_ANTHROPIC);
         return;
     }
     if (!strcmp(path, "/v1/models")) {
-        if (!method_ok(ev, EVHTTP_REQ_GET))
+        if (!method_ok(ev, GW_HTTP_GET))
             not_allowed(w, ev, CO_API_OPENAI, "GET");
         else
             models(w, ev);
         return;
     }
     if (!strcmp(path, "/v1/feedback")) {
-        if (!method_ok(ev, EVHTTP_REQ_POST))
+        if (!method_ok(ev, GW_HTTP_POST))
             not_allowed(w, ev, CO_API_OPENAI, "POST");
         else
             gw_feedback_handle(gw, w, ev);
@@ -3236,22 +2942,11 @@ static void route_request(struct evhttp_request *ev, void *arg)
     not_found(w, ev, path);
 }
 
-static void on_http(struct evhttp_request *ev, void *arg)
-{
-    gw_worker *w = arg;
-    w->in_http++;
-    route_request(ev, arg);
-    w->in_http--;
-}
-
 /* The separate admin listener (admin.listen), on the control thread. */
-static void on_admin_http(struct evhttp_request *ev, void *arg)
+static void on_admin_http(gw_hreq *ev, void *arg)
 {
     co_gateway *gw = arg;
-    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(ev);
-    const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
-    if (!path || !*path)
-        path = "/";
+    const char *path = gw_hreq_path(ev);
     pthread_mutex_lock(&gw->mu);
     gw_gen *g = gw->gen;
     gen_ref(g);
@@ -3293,11 +2988,9 @@ static void worker_apply_gen(gw_worker *w, gw_gen *g)
     gen_unref(w->prev);
     w->prev = w->gen;
     w->gen = g;
-    if (w->http) {
-        evhttp_set_max_body_size(w->http, (ev_ssize_t)g->max_body * 2 + 4096);
-        struct timeval tv = {g->cfg->limits.header_timeout_ms / 1000, (g->cfg->limits.header_timeout_ms % 1000) * 1000};
-        evhttp_set_timeout_tv(w->http, &tv);
-    }
+    if (w->http)
+        gw_http_set_limits(w->http, GW_HEADERS_MAX, http_body_max(g->max_body), g->cfg->limits.header_timeout_ms,
+                           GW_CLIENT_WRITE_TIMEOUT_MS);
 }
 
 static void drain_check(evutil_socket_t fd, short what, void *arg);
@@ -3307,10 +3000,8 @@ static void worker_drain(gw_worker *w)
     if (w->draining)
         return;
     w->draining = 1;
-    if (w->bound) {
-        evhttp_del_accept_socket(w->http, w->bound); /* closes the listening socket */
-        w->bound = NULL;
-    }
+    if (w->http)
+        gw_http_stop(w->http); /* closes the listening socket; replies from now on close their connection */
     w->drain_deadline_us = co_mono_us() + (int64_t)GW_DRAIN_GRACE_MS * 1000;
     w->drain_ev = event_new(w->base, -1, EV_PERSIST, drain_check, w);
     struct timeval tv = {0, GW_DRAIN_TICK_MS * 1000};
@@ -3360,11 +3051,14 @@ static void drain_check(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
     gw_worker *w = arg;
-    if (w->nreqs == 0 && w->njobs == 0) {
+    /* the last replies written out too (their connections close after them),
+     * unless a client does not read them within the grace period */
+    int64_t now = co_mono_us();
+    if (w->nreqs == 0 && w->njobs == 0 && (!w->http || gw_http_conns(w->http) == 0 || now >= w->drain_deadline_us)) {
         event_base_loopbreak(w->base);
         return;
     }
-    if (co_mono_us() >= w->drain_deadline_us && !w->cancelled_all) {
+    if (now >= w->drain_deadline_us && !w->cancelled_all) {
         gw_log(w->gw, LOG_WARN, "worker %d: %zu request(s) still in flight after %d ms; cancelling them", w->idx,
                w->nreqs, GW_DRAIN_GRACE_MS);
         w->cancelled_all = 1;
@@ -3394,7 +3088,6 @@ static void *worker_main(void *arg)
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
-    conn_worker = w;
     event_base_dispatch(w->base);
     atomic_fetch_add(&w->gw->nexited, 1);
     mbox_kick(w->gw->cfd);
@@ -3419,38 +3112,34 @@ static int worker_init(co_gateway *gw, gw_worker *w, int idx, const co_config *c
         w->base = event_base_new_with_config(ec);
         event_config_free(ec);
     }
-    w->scratch = evbuffer_new();
     w->mfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (!w->base || !w->scratch || w->mfd < 0)
+    if (!w->base || w->mfd < 0)
         return co_error_set(CO_ENOMEM, "cannot create an event loop: %s", strerror(errno));
     w->mev = event_new(w->base, w->mfd, EV_READ | EV_PERSIST, on_mbox, w);
     w->start_ev = event_new(w->base, -1, 0, on_started, w);
     if (!w->mev || event_add(w->mev, NULL) || !w->start_ev)
         return co_error_set(CO_ENOMEM, "cannot create an event");
     event_active(w->start_ev, 0, 0);
-    w->http = evhttp_new(w->base);
-    if (!w->http)
-        return co_error_set(CO_ENOMEM, "cannot create an HTTP server");
-    evhttp_set_gencb(w->http, on_http, w);
-    evhttp_set_bevcb(w->http, on_new_bev, w);
-    evhttp_set_max_headers_size(w->http, GW_HEADERS_MAX);
-    evhttp_set_allowed_methods(w->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT |
-                                            EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
     struct sockaddr_storage sa = gw->ss;
     if (idx > 0)
         set_port(&sa, gw->port);
-    struct evconnlistener *lis = bind_listener(w->base, &sa, gw->sslen, gw->nworkers > 1);
-    if (!lis)
+    evutil_socket_t lfd = listen_socket(&sa, gw->sslen, gw->nworkers > 1);
+    if (lfd < 0)
         return co_error_set(CO_ENET, "cannot listen on %s:%d: %s", gw->host,
                             ntohs(sa.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&sa)->sin6_port
                                                            : ((struct sockaddr_in *)&sa)->sin_port),
                             strerror(errno));
-    if (!(w->bound = evhttp_bind_listener(w->http, lis))) {
-        evconnlistener_free(lis);
-        return co_error_set(CO_ENET, "cannot serve HTTP on %s", gw->host);
-    }
     if (idx == 0)
-        gw->port = get_port(evconnlistener_get_fd(lis));
+        gw->port = get_port(lfd);
+    gw_http_opts ho = {.max_head = GW_HEADERS_MAX,
+                       .max_body = http_body_max((size_t)cfg->limits.max_body),
+                       .header_timeout_ms = cfg->limits.header_timeout_ms,
+                       .write_timeout_ms = GW_CLIENT_WRITE_TIMEOUT_MS,
+                       .on_request = route_request,
+                       .on_error = http_error,
+                       .arg = w};
+    if (!(w->http = gw_http_new(w->base, lfd, &ho)))
+        return co_error_set(CO_ENOMEM, "cannot create an HTTP server");
     /* one client for every provider: the per-host limit is the largest */
     co_upstream_opts uo;
     memset(&uo, 0, sizeof uo);
@@ -3490,11 +3179,8 @@ static void worker_destroy(gw_worker *w)
         co_upstream_free(up);
     }
     if (w->http)
-        evhttp_free(w->http); /* every connection's close callback frees its record */
+        gw_http_free(w->http); /* requests in flight hear their client is gone */
     w->http = NULL;
-    free(w->conns);
-    w->conns = NULL;
-    w->conns_cap = w->conns_n = 0;
     if (w->drain_ev)
         event_free(w->drain_ev);
     if (w->start_ev)
@@ -3503,8 +3189,6 @@ static void worker_destroy(gw_worker *w)
         event_free(w->mev);
     if (w->mfd >= 0)
         close(w->mfd);
-    if (w->scratch)
-        evbuffer_free(w->scratch);
     if (w->base)
         event_base_free(w->base);
     gen_unref(w->gen);
@@ -4190,20 +3874,22 @@ int co_gateway_new(co_gateway **out, co_config *cfg, const co_gateway_opts *opts
             goto fail;
         }
         gw->admin_loopback = is_loopback(&ass);
-        gw->admin_http = evhttp_new(gw->cbase);
-        struct evconnlistener *lis = gw->admin_http ? bind_listener(gw->cbase, &ass, alen, 0) : NULL;
-        if (!lis || !evhttp_bind_listener(gw->admin_http, lis)) {
-            if (lis)
-                evconnlistener_free(lis);
+        evutil_socket_t afd = listen_socket(&ass, alen, 0);
+        gw_http_opts ao = {.max_head = GW_HEADERS_MAX,
+                           .max_body = 1 << 20,
+                           .header_timeout_ms = 30000,
+                           .write_timeout_ms = GW_CLIENT_WRITE_TIMEOUT_MS,
+                           .on_request = on_admin_http,
+                           .on_error = http_error,
+                           .arg = NULL};
+        if (afd < 0) {
             rc = co_error_set(CO_ENET, "cannot listen on %s (admin.listen): %s", cfg->admin.listen, strerror(errno));
             goto fail;
         }
-        evhttp_set_gencb(gw->admin_http, on_admin_http, gw);
-        evhttp_set_max_headers_size(gw->admin_http, GW_HEADERS_MAX);
-        evhttp_set_max_body_size(gw->admin_http, 1 << 20);
-        evhttp_set_timeout(gw->admin_http, 30);
-        evhttp_set_allowed_methods(gw->admin_http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
-                                                       EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_PATCH);
+        if (!(gw->admin_http = gw_http_new(gw->cbase, afd, &ao))) {
+            rc = co_error_set(CO_ENOMEM, "cannot create the admin HTTP server");
+            goto fail;
+        }
         gw_log(gw, LOG_INFO, "admin API on %s", cfg->admin.listen);
     }
     if (!g->admin_token && !(gw->admin_http ? gw->admin_loopback : gw->loopback))
@@ -4289,7 +3975,7 @@ void co_gateway_free(co_gateway *gw)
     }
     free(gw->w);
     if (gw->admin_http)
-        evhttp_free(gw->admin_http);
+        gw_http_free(gw->admin_http);
     if (gw->sigint)
         event_free(gw->sigint);
     if (gw->sigterm)

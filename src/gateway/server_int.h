@@ -12,7 +12,7 @@
 #include "cutover/gateway.h"
 #include "cutover/store.h"
 
-struct evhttp_request;
+#include "gateway/http.h"
 typedef struct gw_worker gw_worker;
 
 /* ---- replies ------------------------------------------------------------- */
@@ -20,9 +20,9 @@ typedef struct gw_worker gw_worker;
 /* Sends a complete reply with X-Cutover-Request-Id (fresh), X-Cutover-Arm
  * "none" and Content-Type application/json. w may be NULL (the admin
  * listener on the control thread). */
-void gw_reply_json(gw_worker *w, struct evhttp_request *ev, int status, const char *body, size_t len);
+void gw_reply_json(gw_worker *w, gw_hreq *ev, int status, const char *body, size_t len);
 /* {"error":{"message":..., "type":...}} with status. */
-void gw_reply_admin_error(gw_worker *w, struct evhttp_request *ev, int status, const char *type,
+void gw_reply_admin_error(gw_worker *w, gw_hreq *ev, int status, const char *type,
                           const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 /* ---- control-thread jobs -------------------------------------------------- */
@@ -54,7 +54,7 @@ int gw_workloads_json_w(co_gateway *gw, gw_worker *w, co_buf *out);
 
 /* An error in the client API's own shape (co_chat_error_format), with the
  * common headers. */
-void gw_reply_api_error(gw_worker *w, struct evhttp_request *ev, co_api api, int status, co_chat_err_kind kind,
+void gw_reply_api_error(gw_worker *w, gw_hreq *ev, co_api api, int status, co_chat_err_kind kind,
                         const char *msg);
 
 /* ---- user feedback (feedback.c; storage and counters in server.c) ---------- */
@@ -66,7 +66,7 @@ enum { GW_FB_INVALID = 0, GW_FB_BUSY, GW_FB_STORE, GW_FB__COUNT };
 #define GW_FB_PENDING_MAX 1024
 
 /* POST /v1/feedback on a worker. */
-void gw_feedback_handle(co_gateway *gw, gw_worker *w, struct evhttp_request *ev);
+void gw_feedback_handle(co_gateway *gw, gw_worker *w, gw_hreq *ev);
 /* Stores one piece of feedback (comment redacted like recorded text) and
  * counts it. On the control thread only (it may block on the store). */
 int gw_feedback_store(co_gateway *gw, const co_feedback *f);
@@ -83,7 +83,7 @@ int gw_admin_path(const char *path);
  * bound to a loopback address. token: the configured admin token (NULL when
  * none). w: the worker that received it (NULL on the admin listener's control
  * thread). */
-void gw_admin_handle(co_gateway *gw, gw_worker *w, struct evhttp_request *ev, const char *path, int loopback,
+void gw_admin_handle(co_gateway *gw, gw_worker *w, gw_hreq *ev, const char *path, int loopback,
                      const char *token);
 
 #endif
