@@ -26,6 +26,7 @@
 #include "cutover/buf.h"
 
 struct event_base;
+struct sockaddr;
 typedef struct gw_http gw_http;
 typedef struct gw_hreq gw_hreq;
 
@@ -71,6 +72,11 @@ typedef struct gw_http_opts {
     gw_http_error_cb on_error;
     void *arg;                 /* passed to both */
 } gw_http_opts;
+
+/* A non-blocking, close-on-exec listening socket bound to sa (SO_REUSEADDR;
+ * SO_REUSEPORT too when reuseport, so that several loops share the address),
+ * backlog 1024; -1 with errno set. */
+evutil_socket_t gw_http_listen(const struct sockaddr *sa, int salen, int reuseport);
 
 /* Serves the listening socket fd (non-blocking, already listening; owned
  * from now on: closed by gw_http_stop or gw_http_free) on base. Copies
@@ -156,6 +162,19 @@ void gw_hreq_end(gw_hreq *q);
  * nowhere), except that gw_http_free frees it: a handler that outlives its
  * gw_http must not touch its requests. */
 void gw_hreq_set_gone_cb(gw_hreq *q, void (*cb)(gw_hreq *q, void *arg), void *arg);
+
+/* The request target as sent (path and query), NUL-terminated. */
+const char *gw_hreq_target(const gw_hreq *q);
+
+/* A streamed reply framed by a Content-Length of len instead of chunks: the
+ * body follows in gw_hreq_chunk calls, unframed, and gw_hreq_end ends it
+ * (cutover sim uses it to promise a body it then cuts short). */
+void gw_hreq_start_sized(gw_hreq *q, int status, size_t len);
+
+/* Drops q's connection without completing its reply. The bytes queued so
+ * far are written first (within the write timeout), unless reset: then the
+ * connection is reset at once (SO_LINGER 0: a TCP RST). Finishes q. */
+void gw_hreq_abort(gw_hreq *q, int reset);
 
 /* The file descriptor of q's connection (for logs and tests only). */
 evutil_socket_t gw_hreq_fd(const gw_hreq *q);

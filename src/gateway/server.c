@@ -421,25 +421,6 @@ static size_t http_body_max(size_t max_body)
     return max_body * 2 + 4096;
 }
 
-/* A non-blocking listening socket on ss (SO_REUSEPORT when several workers
- * share the address); -1 with errno set. */
-static evutil_socket_t listen_socket(const struct sockaddr_storage *ss, int sslen, int reuseport)
-{
-    evutil_socket_t fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -1;
-    int one = 1;
-    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
-        (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) ||
-        bind(fd, (const struct sockaddr *)ss, (socklen_t)sslen) < 0 || listen(fd, 1024) < 0) {
-        int e = errno;
-        close(fd);
-        errno = e;
-        return -1;
-    }
-    return fd;
-}
-
 static void mbox_kick(int fd)
 {
     uint64_t one = 1;
@@ -3123,7 +3104,7 @@ static int worker_init(co_gateway *gw, gw_worker *w, int idx, const co_config *c
     struct sockaddr_storage sa = gw->ss;
     if (idx > 0)
         set_port(&sa, gw->port);
-    evutil_socket_t lfd = listen_socket(&sa, gw->sslen, gw->nworkers > 1);
+    evutil_socket_t lfd = gw_http_listen((const struct sockaddr *)&sa, gw->sslen, gw->nworkers > 1);
     if (lfd < 0)
         return co_error_set(CO_ENET, "cannot listen on %s:%d: %s", gw->host,
                             ntohs(sa.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&sa)->sin6_port
@@ -3874,7 +3855,7 @@ int co_gateway_new(co_gateway **out, co_config *cfg, const co_gateway_opts *opts
             goto fail;
         }
         gw->admin_loopback = is_loopback(&ass);
-        evutil_socket_t afd = listen_socket(&ass, alen, 0);
+        evutil_socket_t afd = gw_http_listen((const struct sockaddr *)&ass, alen, 0);
         gw_http_opts ao = {.max_head = GW_HEADERS_MAX,
                            .max_body = 1 << 20,
                            .header_timeout_ms = 30000,

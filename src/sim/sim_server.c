@@ -1,18 +1,14 @@
 /* The network side of `cutover sim`: one libevent loop per worker thread,
- * each with its own SO_REUSEPORT listener and evhttp, delivering the replies
+ * each with its own SO_REUSEPORT listener and the gateway's HTTP/1.1 server
+ * (gateway/http.h), delivering the replies
  * the core computes. Immediate replies go out inside the request callback;
  * anything with latency or a fault becomes a pending reply driven by event
  * timers (never sleep): SSE events paced per token, JSON after a delay,
  * connections held (timeout), reset, or cut mid-way (truncate). A pending
- * reply also watches its socket so a client that gives up frees it. */
+ * reply hears from the HTTP layer when its client gives up, and is freed. */
 #include <errno.h>
-#include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/event_struct.h>
-#include <event2/http.h>
-#include <event2/keyvalq_struct.h>
-#include <event2/listener.h>
 #include <event2/util.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -24,6 +20,7 @@
 #include <unistd.h>
 
 #include "cutover/util.h"
+#include "gateway/http.h"
 #include "sim/sim_int.h"
 
 #define MAX_THREADS 64
@@ -32,10 +29,8 @@ struct co__sim_worker;
 
 typedef struct co__sim_pending {
     struct co__sim_worker *w;
-    struct evhttp_request *req;
-    struct evhttp_connection *evcon;
-    struct event timer, watch;
-    int watch_on;
+    gw_hreq *req;
+    struct event timer;
     struct co__sim_pending *prev, *next;
     co_buf body;
     co__sim_cut *cuts;
@@ -49,7 +44,7 @@ typedef struct co__sim_worker {
     struct co_sim *sim;
     int idx;
     struct event_base *base;
-    struct evhttp *http;
+    gw_http *http;
     int stop_fd;
     struct event *stop_ev;
     pthread_t th;
@@ -57,7 +52,6 @@ typedef struct co__sim_worker {
     co__sim_core core;
     co__sim_reply reply;
     co__sim_pending *pending;
-    struct evbuffer *scratch;
 } co__sim_worker;
 
 struct co_sim {
@@ -69,40 +63,6 @@ struct co_sim {
     char host[128];
     struct event *sigint, *sigterm;
 };
-
-static const char *reason(int status)
-{
-    switch (status) {
-    case 200: return "OK";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 413: return "Payload Too Large";
-    case 429: return "Too Many Requests";
-    case 500: return "Internal Server Error";
-    case 503: return "Service Unavailable";
-    case 529: return "Site Overloaded";
-    default: return "Error";
-    }
-}
-
-static const char *method_name(enum evhttp_cmd_type t)
-{
-    switch (t) {
-    case EVHTTP_REQ_GET: return "GET";
-    case EVHTTP_REQ_POST: return "POST";
-    case EVHTTP_REQ_HEAD: return "HEAD";
-    case EVHTTP_REQ_PUT: return "PUT";
-    case EVHTTP_REQ_DELETE: return "DELETE";
-    case EVHTTP_REQ_OPTIONS: return "OPTIONS";
-    case EVHTTP_REQ_TRACE: return "TRACE";
-    case EVHTTP_REQ_CONNECT: return "CONNECT";
-    case EVHTTP_REQ_PATCH: return "PATCH";
-    default: return "UNKNOWN";
-    }
-}
 
 /* ---- pending replies ----------------------------------------------------- */
 
@@ -117,15 +77,12 @@ static void pending_unlink(co__sim_pending *p)
     p->prev = p->next = NULL;
 }
 
-/* Takes p off its connection: no more callbacks will name it. */
+/* Takes p off its request: no more callbacks will name it. */
 static void pending_detach(co__sim_pending *p)
 {
-    if (p->evcon)
-        evhttp_connection_set_closecb(p->evcon, NULL, NULL);
+    if (p->req)
+        gw_hreq_set_gone_cb(p->req, NULL, NULL);
     event_del(&p->timer);
-    if (p->watch_on)
-        event_del(&p->watch);
-    p->watch_on = 0;
     pending_unlink(p);
 }
 
@@ -136,75 +93,35 @@ static void pending_free(co__sim_pending *p)
     free(p);
 }
 
-/* The connection is going away (client closed, write failed, or shutdown). */
-static void on_close(struct evhttp_connection *evcon, void *arg)
+/* The client went away (closed, a write failed, or shutdown). */
+static void on_gone(gw_hreq *q, void *arg)
 {
-    (void)evcon;
+    (void)q;
     co__sim_pending *p = arg;
-    p->evcon = NULL;
+    p->req = NULL; /* freed by the HTTP layer */
     pending_detach(p);
-    /* evhttp detaches an unfinished request from a failed connection and
-     * leaves it to us; at shutdown it is still attached and freed with it */
-    if (evhttp_request_get_connection(p->req) == NULL)
-        evhttp_request_free(p->req);
     pending_free(p);
 }
 
-/* Drops the connection without a (complete) reply; reset sends an RST. */
+/* Drops the connection without a (complete) reply, after what was queued
+ * (the truncated part); reset sends an RST at once. */
 static void drop(co__sim_pending *p, int rst)
 {
-    struct evhttp_connection *evcon = p->evcon;
+    gw_hreq *q = p->req;
     pending_detach(p);
     pending_free(p);
-    if (!evcon)
-        return;
-    if (rst) {
-        struct bufferevent *bev = evhttp_connection_get_bufferevent(evcon);
-        evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
-        struct linger l = {1, 0};
-        if (fd >= 0)
-            setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
-    }
-    evhttp_connection_free(evcon); /* frees the attached request too */
-}
-
-/* The truncated part has reached the socket: now cut the connection. */
-static void on_cut_flushed(struct evhttp_connection *evcon, void *arg)
-{
-    (void)evcon;
-    drop(arg, 0);
-}
-
-static void on_watch(evutil_socket_t fd, short what, void *arg)
-{
-    (void)what;
-    co__sim_pending *p = arg;
-    char ch;
-    ssize_t n = recv(fd, &ch, 1, MSG_PEEK | MSG_DONTWAIT);
-    if (n > 0) {
-        p->watch_on = 0; /* a pipelined request: cannot tell a close from here on */
-        return;
-    }
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
-        event_add(&p->watch, NULL);
-        return;
-    }
-    drop(p, 0); /* the client gave up */
+    if (q)
+        gw_hreq_abort(q, rst);
 }
 
 static void cut_at(co__sim_pending *p, size_t start)
 {
-    co__sim_worker *w = p->w;
-    evbuffer_add(w->scratch, p->body.p + start, p->trunc_at - start);
-    if (p->watch_on)
-        event_del(&p->watch);
-    p->watch_on = 0;
-    evhttp_send_reply_chunk_with_cb(p->req, w->scratch, on_cut_flushed, p);
+    gw_hreq_chunk(p->req, p->body.p + start, p->trunc_at - start);
+    drop(p, 0);
 }
 
 static void stream_step(co__sim_pending *p)
 {
-    co__sim_worker *w = p->w;
     size_t start = p->cur ? p->cuts[p->cur - 1].end : 0, end = start;
     int tok = 0;
     while (p->cur < p->n_cuts) {
@@ -219,15 +136,13 @@ static void stream_step(co__sim_pending *p)
         cut_at(p, start);
         return;
     }
-    if (end > start) {
-        evbuffer_add(w->scratch, p->body.p + start, end - start);
-        evhttp_send_reply_chunk(p->req, w->scratch);
-    }
+    if (end > start)
+        gw_hreq_chunk(p->req, p->body.p + start, end - start);
     if (p->cur >= p->n_cuts) {
-        struct evhttp_request *req = p->req;
+        gw_hreq *q = p->req;
         pending_detach(p);
         pending_free(p);
-        evhttp_send_reply_end(req);
+        gw_hreq_end(q);
         return;
     }
     struct timeval tv = {p->per_token_ms / 1000, (p->per_token_ms % 1000) * 1000};
@@ -246,33 +161,33 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
         stream_step(p);
         return;
     }
-    struct evhttp_request *req = p->req;
+    gw_hreq *q = p->req;
     if (p->trunc_at) {
         /* promise the whole body, send half: the client sees a short read */
-        char cl[32];
-        snprintf(cl, sizeof cl, "%zu", p->body.len);
-        evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Length", cl);
-        evhttp_send_reply_start(req, p->status, reason(p->status));
+        gw_hreq_start_sized(q, p->status, p->body.len);
         cut_at(p, 0);
         return;
     }
-    evbuffer_add(evhttp_request_get_output_buffer(req), p->body.p, p->body.len);
-    int status = p->status;
     pending_detach(p);
+    gw_hreq_reply(q, p->status, p->body.p, p->body.len);
     pending_free(p);
-    evhttp_send_reply(req, status, reason(status), NULL);
 }
 
-static void defer(co__sim_worker *w, struct evhttp_request *req, co__sim_reply *r)
+static void reply_oom(gw_hreq *q)
+{
+    static const char body[] = "{\"error\":{\"message\":\"out of memory\",\"type\":\"api_error\"}}";
+    gw_hreq_reply(q, 500, body, sizeof body - 1);
+}
+
+static void defer(co__sim_worker *w, gw_hreq *req, co__sim_reply *r)
 {
     co__sim_pending *p = calloc(1, sizeof *p);
     if (!p) {
-        evhttp_send_error(req, 500, "out of memory");
+        reply_oom(req);
         return;
     }
     p->w = w;
     p->req = req;
-    p->evcon = evhttp_request_get_connection(req);
     /* take the reply's body instead of copying it; the reply starts afresh */
     p->body = r->body;
     co_buf_init(&r->body, p->body.max);
@@ -280,7 +195,7 @@ static void defer(co__sim_worker *w, struct evhttp_request *req, co__sim_reply *
         p->cuts = malloc(r->n_cuts * sizeof *p->cuts);
         if (!p->cuts) {
             pending_free(p);
-            evhttp_send_error(req, 500, "out of memory");
+            reply_oom(req);
             return;
         }
         memcpy(p->cuts, r->cuts, r->n_cuts * sizeof *p->cuts);
@@ -304,23 +219,14 @@ static void defer(co__sim_worker *w, struct evhttp_request *req, co__sim_reply *
     if (w->pending)
         w->pending->prev = p;
     w->pending = p;
-    if (p->evcon) {
-        evhttp_connection_set_closecb(p->evcon, on_close, p);
-        struct bufferevent *bev = evhttp_connection_get_bufferevent(p->evcon);
-        evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
-        if (fd >= 0) {
-            event_assign(&p->watch, w->base, fd, EV_READ, on_watch, p);
-            event_add(&p->watch, NULL);
-            p->watch_on = 1;
-        }
-    }
+    gw_hreq_set_gone_cb(req, on_gone, p);
     if (p->fault == CO__SIM_F_TIMEOUT)
         return; /* never answered: held until the client gives up */
     int64_t ms = 0;
     if (p->fault != CO__SIM_F_RESET) {
         if (p->stream) {
             /* headers now, tokens after the time to first token */
-            evhttp_send_reply_start(req, p->status, reason(p->status));
+            gw_hreq_start(req, p->status);
             ms = r->ttft_ms;
         } else {
             ms = r->delay_ms;
@@ -332,46 +238,47 @@ static void defer(co__sim_worker *w, struct evhttp_request *req, co__sim_reply *
 
 /* ---- requests ------------------------------------------------------------ */
 
-static void set_headers(struct evhttp_request *req, const co__sim_reply *r)
+static void set_headers(gw_hreq *req, const co__sim_reply *r)
 {
-    struct evkeyvalq *oh = evhttp_request_get_output_headers(req);
-    evhttp_add_header(oh, "Content-Type", r->ctype ? r->ctype : "application/json");
+    gw_hreq_add_header(req, "Content-Type", r->ctype ? r->ctype : "application/json");
     if (r->id_header && r->id[0]) {
         char id[64];
         snprintf(id, sizeof id, "req_%s", r->id);
-        evhttp_add_header(oh, r->id_header, id);
+        gw_hreq_add_header(req, r->id_header, id);
     }
     if (r->retry_after_ms > 0) {
         char v[32];
         snprintf(v, sizeof v, "%lld", (long long)((r->retry_after_ms + 999) / 1000));
-        evhttp_add_header(oh, "retry-after", v);
+        gw_hreq_add_header(req, "retry-after", v);
         if (r->retry_after_ms_header) {
             snprintf(v, sizeof v, "%lld", (long long)r->retry_after_ms);
-            evhttp_add_header(oh, "retry-after-ms", v);
+            gw_hreq_add_header(req, "retry-after-ms", v);
         }
     }
     if (r->stream && r->ctype && !strncmp(r->ctype, "text/event-stream", 17))
-        evhttp_add_header(oh, "Cache-Control", "no-cache");
+        gw_hreq_add_header(req, "Cache-Control", "no-cache");
 }
 
-static void on_request(struct evhttp_request *req, void *arg)
+static int add_header(void *ud, const char *name, const char *value)
+{
+    co__sim_http *in = ud;
+    if (in->nh == CO__SIM_MAX_HEADERS)
+        return 1;
+    in->hname[in->nh] = name;
+    in->hval[in->nh] = value;
+    in->nh++;
+    return 0;
+}
+
+static void on_request(gw_hreq *req, void *arg)
 {
     co__sim_worker *w = arg;
     co__sim_http in;
-    in.method = method_name(evhttp_request_get_command(req));
-    in.uri = evhttp_request_get_uri(req);
+    in.method = gw_hreq_method_name(req);
+    in.uri = gw_hreq_target(req);
     in.nh = 0;
-    struct evkeyvalq *hs = evhttp_request_get_input_headers(req);
-    for (struct evkeyval *kv = hs->tqh_first; kv; kv = kv->next.tqe_next) {
-        if (in.nh == CO__SIM_MAX_HEADERS)
-            break;
-        in.hname[in.nh] = kv->key;
-        in.hval[in.nh] = kv->value;
-        in.nh++;
-    }
-    struct evbuffer *ib = evhttp_request_get_input_buffer(req);
-    in.body_len = evbuffer_get_length(ib);
-    in.body = in.body_len ? (const char *)evbuffer_pullup(ib, -1) : "";
+    gw_hreq_headers_each(req, add_header, &in);
+    in.body = gw_hreq_body(req, &in.body_len);
     co__sim_reply *r = &w->reply;
     co__sim_handle(&w->core, &in, r);
 
@@ -384,14 +291,12 @@ static void on_request(struct evhttp_request *req, void *arg)
         return;
     }
     if (!r->stream) {
-        evbuffer_add(evhttp_request_get_output_buffer(req), r->body.p, r->body.len);
-        evhttp_send_reply(req, r->status, reason(r->status), NULL);
+        gw_hreq_reply(req, r->status, r->body.p, r->body.len);
         return;
     }
-    evhttp_send_reply_start(req, r->status, reason(r->status));
-    evbuffer_add(w->scratch, r->body.p, r->body.len);
-    evhttp_send_reply_chunk(req, w->scratch);
-    evhttp_send_reply_end(req);
+    gw_hreq_start(req, r->status);
+    gw_hreq_chunk(req, r->body.p, r->body.len);
+    gw_hreq_end(req);
 }
 
 /* ---- workers ------------------------------------------------------------- */
@@ -416,20 +321,17 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 static void worker_destroy(co__sim_worker *w)
 {
     if (w->http)
-        evhttp_free(w->http); /* closes connections: on_close frees their pending replies */
+        gw_http_free(w->http); /* closes connections: on_gone frees their pending replies */
     while (w->pending) {
         co__sim_pending *p = w->pending;
+        p->req = NULL;
         pending_detach(p);
-        if (evhttp_request_get_connection(p->req) == NULL)
-            evhttp_request_free(p->req);
         pending_free(p);
     }
     if (w->stop_ev)
         event_free(w->stop_ev);
     if (w->stop_fd >= 0)
         close(w->stop_fd);
-    if (w->scratch)
-        evbuffer_free(w->scratch);
     if (w->base)
         event_base_free(w->base);
     co__sim_core_destroy(&w->core);
@@ -448,32 +350,13 @@ static int worker_init(co_sim *sim, co__sim_worker *w, int idx, const struct soc
     int rc = co__sim_core_init(&w->core, &sim->sh);
     if (rc)
         return rc;
-    struct event_config *cfg = event_config_new();
-    if (cfg) {
-        /* evhttp enables and disables a connection's events several times per
-         * request; the changelist folds them into one epoll_ctl per loop turn */
-        event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
-        w->base = event_base_new_with_config(cfg);
-        event_config_free(cfg);
-    }
-    w->scratch = evbuffer_new();
+    w->base = event_base_new();
     w->stop_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (!w->base || !w->scratch || w->stop_fd < 0)
+    if (!w->base || w->stop_fd < 0)
         return co_error_set(CO_ENOMEM, "cannot create an event loop: %s", strerror(errno));
     w->stop_ev = event_new(w->base, w->stop_fd, EV_READ | EV_PERSIST, on_stop, w);
     if (!w->stop_ev || event_add(w->stop_ev, NULL))
         return co_error_set(CO_ENOMEM, "cannot create an event");
-    w->http = evhttp_new(w->base);
-    if (!w->http)
-        return co_error_set(CO_ENOMEM, "cannot create an HTTP server");
-    evhttp_set_gencb(w->http, on_request, w);
-    /* twice the limit, so bodies just over it get the API's own 413 */
-    evhttp_set_max_body_size(w->http, (ev_ssize_t)sim->sc->max_body * 2);
-    evhttp_set_max_headers_size(w->http, 64 * 1024);
-    evhttp_set_timeout(w->http, 120);
-    evhttp_set_allowed_methods(w->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
-                                            EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
-                                            EVHTTP_REQ_PATCH);
     struct sockaddr_storage sa = *ss;
     if (idx > 0) {
         if (sa.ss_family == AF_INET6)
@@ -481,21 +364,22 @@ static int worker_init(co_sim *sim, co__sim_worker *w, int idx, const struct soc
         else
             ((struct sockaddr_in *)&sa)->sin_port = htons((uint16_t)sim->port);
     }
-    unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC;
-    if (sim->n > 1)
-        flags |= LEV_OPT_REUSEABLE_PORT;
-    struct evconnlistener *lis =
-        evconnlistener_new_bind(w->base, NULL, NULL, flags, 1024, (struct sockaddr *)&sa, sslen);
-    if (!lis)
+    evutil_socket_t lfd = gw_http_listen((const struct sockaddr *)&sa, sslen, sim->n > 1);
+    if (lfd < 0)
         return co_error_set(CO_ENET, "cannot listen on %s: %s", sim->host, strerror(errno));
-    if (!evhttp_bind_listener(w->http, lis)) {
-        evconnlistener_free(lis);
-        return co_error_set(CO_ENET, "cannot serve HTTP on %s", sim->host);
-    }
+    /* twice the limit, so bodies just over it get the API's own 413 */
+    gw_http_opts ho = {.max_head = 64 * 1024,
+                       .max_body = sim->sc->max_body * 2,
+                       .header_timeout_ms = 120000,
+                       .write_timeout_ms = 120000,
+                       .on_request = on_request,
+                       .arg = w};
+    if (!(w->http = gw_http_new(w->base, lfd, &ho)))
+        return co_error_set(CO_ENOMEM, "cannot create an HTTP server");
     if (idx == 0) {
         struct sockaddr_storage got;
         socklen_t gl = sizeof got;
-        if (getsockname(evconnlistener_get_fd(lis), (struct sockaddr *)&got, &gl) < 0)
+        if (getsockname(lfd, (struct sockaddr *)&got, &gl) < 0)
             return co_error_set(CO_ENET, "getsockname: %s", strerror(errno));
         sim->port = got.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&got)->sin6_port)
                                               : ntohs(((struct sockaddr_in *)&got)->sin_port);
