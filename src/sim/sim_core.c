@@ -301,7 +301,35 @@ void co__sim_core_destroy(co__sim_core *c)
     co_buf_free(&c->text);
     co_buf_free(&c->tmp);
     co_buf_free(&c->tmp2);
+    for (size_t i = 0; i < CO__SIM_PARSED_MAX; i++) {
+        free(c->parsed[i].body);
+        json_decref(c->parsed[i].root);
+    }
     memset(c, 0, sizeof *c);
+}
+
+/* json_loadb through the core's cache of recent bodies: a new reference to
+ * the parsed tree (read only: the cache shares it), NULL on a parse error. */
+static json_t *parse_body(co__sim_core *c, const char *body, size_t len, json_error_t *jerr)
+{
+    uint64_t h = XXH3_64bits(body, len);
+    for (size_t i = 0; i < CO__SIM_PARSED_MAX; i++)
+        if (c->parsed[i].root && c->parsed[i].hash == h && c->parsed[i].len == len &&
+            !memcmp(c->parsed[i].body, body, len))
+            return json_incref(c->parsed[i].root);
+    json_t *root = json_loadb(body, len, 0, jerr);
+    char *copy = root && len <= 256 * 1024 ? malloc(len + 1) : NULL;
+    if (copy) {
+        unsigned k = c->parsed_next++ % CO__SIM_PARSED_MAX;
+        free(c->parsed[k].body);
+        json_decref(c->parsed[k].root);
+        memcpy(copy, body, len);
+        c->parsed[k].hash = h;
+        c->parsed[k].len = len;
+        c->parsed[k].body = copy;
+        c->parsed[k].root = json_incref(root);
+    }
+    return root;
 }
 
 static void refresh_knobs(co__sim_core *c)
@@ -723,7 +751,7 @@ static int generate(co__sim_core *c, const co__sim_proto *p, const co__sim_http 
         goto done;
     }
     json_error_t jerr;
-    root = json_loadb(in->body ? in->body : "", in->body_len, 0, &jerr);
+    root = parse_body(c, in->body ? in->body : "", in->body_len, &jerr);
     if (!root) {
         p->error(r, CO__SIM_E_MALFORMED, NULL);
         goto done;

@@ -222,6 +222,9 @@ int co__sim_reply_cut(co__sim_reply *r, int token);
 
 /* ---- per-worker core ----------------------------------------------------- */
 
+#define CO__SIM_PARSED_MAX 8
+
+
 typedef struct co__sim_core {
     co__sim_shared *sh;
     co__sim_knobs *knobs;           /* this worker's copy */
@@ -231,6 +234,16 @@ typedef struct co__sim_core {
     /* scratch reused by every request (no allocation on the hot path) */
     co_buf last_user, system, tool_result, text, tmp, tmp2;
     char model_buf[256];            /* Gemini: the model named in the path */
+    /* request bodies parsed lately: a load test sends the same body again and
+     * again, and parsing it once keeps the simulator's own CPU from skewing a
+     * proxy benchmark that shares the machine with it */
+    struct {
+        uint64_t hash;
+        size_t len;
+        char *body;
+        json_t *root;
+    } parsed[CO__SIM_PARSED_MAX];
+    unsigned parsed_next;
 } co__sim_core;
 
 int co__sim_core_init(co__sim_core *c, co__sim_shared *sh);
