@@ -182,4 +182,13 @@ evutil_socket_t gw_hreq_fd(const gw_hreq *q);
 /* The standard reason phrase of status ("Not Found"); "Unknown" for others. */
 const char *gw_http_reason(int status);
 
+/* ---- for tests and the fuzzer ------------------------------------------- */
+
+/* gw_http_new accepts fd < 0: a server without a listening socket, fed by
+ * gw_http__adopt. */
+/* Serves fd (a connected, non-blocking stream socket, e.g. one end of a
+ * socketpair; owned from now on) as if it had just been accepted. 0, or -1
+ * when out of memory (fd is then not owned). */
+int gw_http__adopt(gw_http *h, evutil_socket_t fd);
+
 #endif
