@@ -65,7 +65,7 @@ struct gw_hreq {
     gw_hreq *oprev, *onext;      /* h->orphans */
     int method;
     int minor;
-    const char *method_name, *path;
+    const char *method_name, *path, *target;
     hpair *hv;
     size_t nh;
     char *body;
@@ -204,6 +204,7 @@ const char *gw_http_reason(int status)
     case 505: return "HTTP Version Not Supported";
     case 507: return "Insufficient Storage";
     case 511: return "Network Authentication Required";
+    case 529: return "Site Overloaded";
     default: return "Unknown";
     }
 }
@@ -756,7 +757,7 @@ static int on_headers_complete(http_parser *p)
     size_t pathn;
     target_path(base + c->url_off, c->url_len, &path, &pathn);
     size_t mlen = strlen(mname);
-    size_t need = sizeof(gw_hreq) + c->nhs * sizeof(hpair) + mlen + 1 + pathn + 1;
+    size_t need = sizeof(gw_hreq) + c->nhs * sizeof(hpair) + mlen + 1 + pathn + 1 + c->url_len + 1;
     int te_bad = 0, expect = 0;
     for (size_t i = 0; i < c->nhs; i++) {
         hspan *s = &c->hs[i];
@@ -804,6 +805,10 @@ static int on_headers_complete(http_parser *p)
     s[pathn] = '\0';
     q->path = s;
     s += pathn + 1;
+    memcpy(s, base + c->url_off, c->url_len);
+    s[c->url_len] = '\0';
+    q->target = s;
+    s += c->url_len + 1;
     for (size_t i = 0; i < c->nhs; i++) {
         hspan *sp = &c->hs[i];
         const char *v = base + sp->val_off;
@@ -1731,4 +1736,80 @@ void gw_hreq_set_gone_cb(gw_hreq *q, void (*cb)(gw_hreq *q, void *arg), void *ar
 int gw_http__adopt(gw_http *h, evutil_socket_t fd)
 {
     return conn_new(h, fd) ? 0 : -1;
+}
+
+/* ---- for cutover sim ------------------------------------------------------ */
+
+evutil_socket_t gw_http_listen(const struct sockaddr *sa, int salen, int reuseport)
+{
+    evutil_socket_t fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    int one = 1;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
+        (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) ||
+        bind(fd, sa, (socklen_t)salen) < 0 || listen(fd, 1024) < 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    return fd;
+}
+
+const char *gw_hreq_target(const gw_hreq *q)
+{
+    return q->target && *q->target ? q->target : "/";
+}
+
+void gw_hreq_start_sized(gw_hreq *q, int status, size_t len)
+{
+    if (q->started)
+        return;
+    q->started = 1;
+    q->chunked_out = 0;
+    gw_conn *c = live(q);
+    if (!c)
+        return;
+    size_t hl;
+    char *hd = head_finish(c, q, status, 0, len, &hl);
+    if (!hd) {
+        hb_reset(c);
+        conn_fail(c);
+        return;
+    }
+    struct iovec iov = {hd, hl};
+    conn_sendv(c, &iov, 1);
+    hb_reset(c);
+    arm_drain(q);
+}
+
+void gw_hreq_abort(gw_hreq *q, int reset)
+{
+    if (q->orphan) {
+        orphan_del(q->h, q);
+        req_free(q);
+        return;
+    }
+    gw_conn *c = q->c;
+    if (c && c->q == q) {
+        c->q = NULL;
+        c->gone_pending = 0;
+    }
+    req_free(q);
+    if (!c || c->dead)
+        return;
+    c->keep = 0;
+    if (reset) {
+        struct linger l = {1, 0};
+        (void)setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+        conn_close(c);
+        return;
+    }
+    /* what was queued goes out first, then the connection closes */
+    c->state = S_CLOSING;
+    if (c->out_off == c->out_len && !c->in_flush)
+        conn_linger_or_close(c);
+    else
+        conn_timer(c, 0);
 }

@@ -896,9 +896,8 @@ void gw_reply_api_error(gw_worker *w, gw_hreq *q, co_api api, int status, co_cha
 /* The HTTP layer's own refusals (malformed, head too large, body far over
  * the limit, a request that stopped arriving): the API is not known yet, so
  * the body is one both SDKs read as an error, with the gateway's request id. */
-static void http_error(void *arg, int status, const char *message, co_buf *extra, co_buf *body)
+static void http_error_reply(gw_worker *w, int status, const char *message, co_buf *extra, co_buf *body)
 {
-    gw_worker *w = arg;
     char id[CO_ID_LEN];
     if (w)
         worker_id(w, co_now_ms(), id);
@@ -913,6 +912,19 @@ static void http_error(void *arg, int status, const char *message, co_buf *extra
     if (s)
         co_buf_puts(body, s);
     free(s);
+}
+
+/* on a worker's listener: arg is the worker */
+static void http_error(void *arg, int status, const char *message, co_buf *extra, co_buf *body)
+{
+    http_error_reply(arg, status, message, extra, body);
+}
+
+/* on the admin listener: arg is the gateway */
+static void admin_http_error(void *arg, int status, const char *message, co_buf *extra, co_buf *body)
+{
+    (void)arg;
+    http_error_reply(NULL, status, message, extra, body);
 }
 
 /* ---- request lifetime ---------------------------------------------------- */
@@ -3861,8 +3873,8 @@ int co_gateway_new(co_gateway **out, co_config *cfg, const co_gateway_opts *opts
                            .header_timeout_ms = 30000,
                            .write_timeout_ms = GW_CLIENT_WRITE_TIMEOUT_MS,
                            .on_request = on_admin_http,
-                           .on_error = http_error,
-                           .arg = NULL};
+                           .on_error = admin_http_error,
+                           .arg = gw};
         if (afd < 0) {
             rc = co_error_set(CO_ENET, "cannot listen on %s (admin.listen): %s", cfg->admin.listen, strerror(errno));
             goto fail;
