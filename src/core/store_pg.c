@@ -242,6 +242,9 @@ static const char SQL_V3[] =
 /* v4: the same text on every back end (store_impl.h). */
 static const char SQL_V4[] = CO__STORE_SQL_V4;
 
+/* v5: the same text on every back end (store_impl.h). */
+static const char SQL_V5[] = CO__STORE_SQL_V5;
+
 struct pg_migration {
     int version;
     const char *what;
@@ -254,6 +257,7 @@ static const struct pg_migration pg_migrations[] = {
     {2, "eval runs and results, baselines, response cache, plan evidence", SQL_V2},
     {3, "gateway heartbeats, leases", SQL_V3},
     {4, "exactly-once exchanges: (request_id, role) unique", SQL_V4},
+    {5, "pair lookups through the request index; exchanges_pair only for other pair ids", SQL_V5},
 };
 _Static_assert(sizeof pg_migrations / sizeof pg_migrations[0] == CO__STORE_SCHEMA_LATEST,
                "one migration step per schema version");
@@ -301,16 +305,16 @@ static const char *const pg_sql[S__COUNT] = {
     [S_SCHEMA_VERSION] = "SELECT coalesce(max(version), 0) FROM cutover_schema",
 
     [S_PAIR] = "SELECT " X_ALL("") " FROM exchanges"
-               " WHERE pair_id = $1 AND role IN ('served', 'shadow') ORDER BY id",
+               " WHERE role IN ('served', 'shadow') AND " CO__STORE_SQL_PAIR_IS("$1") " ORDER BY id",
     /* The first shadow of each served exchange; LIMIT NULL is "no limit". */
     [S_PAIRS_W] = "SELECT " X_ALL("s.") ", " X_ALL("h.") " FROM exchanges s"
                   " JOIN exchanges h ON h.id = (SELECT min(id) FROM exchanges"
-                  "   WHERE pair_id = s.pair_id AND role = 'shadow')"
+                  "   WHERE role = 'shadow' AND " CO__STORE_SQL_PAIR_IS("s.pair_id") ")"
                   " WHERE s.workload = $1 AND s.role = 'served' AND s.pair_id IS NOT NULL"
                   " ORDER BY s.ts_ms DESC, s.id DESC LIMIT $2 OFFSET $3",
     [S_PAIRS_ALL] = "SELECT " X_ALL("s.") ", " X_ALL("h.") " FROM exchanges s"
                     " JOIN exchanges h ON h.id = (SELECT min(id) FROM exchanges"
-                    "   WHERE pair_id = s.pair_id AND role = 'shadow')"
+                    "   WHERE role = 'shadow' AND " CO__STORE_SQL_PAIR_IS("s.pair_id") ")"
                     " WHERE s.role = 'served' AND s.pair_id IS NOT NULL"
                     " ORDER BY s.ts_ms DESC, s.id DESC LIMIT $1 OFFSET $2",
 

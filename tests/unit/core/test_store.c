@@ -238,7 +238,7 @@ static void test_open_urls(void **state)
     assert_string_equal(co_store_backend(f->st), f->pg ? "postgres" : "sqlite");
     assert_int_equal(co_store_schema_version(f->st, &v), 0);
     assert_int_equal(v, co_store_schema_latest());
-    assert_int_equal(co_store_schema_latest(), 4);
+    assert_int_equal(co_store_schema_latest(), 5);
 
     if (f->pg) {
         /* postgresql:// is the same thing; opening again migrates nothing */
@@ -247,9 +247,9 @@ static void test_open_urls(void **state)
         assert_int_equal(co_store_open(&st, url), 0);
         assert_string_equal(co_store_backend(st), "postgres");
         assert_int_equal(co_store_schema_version(st, &v), 0);
-        assert_int_equal(v, 4);
+        assert_int_equal(v, 5);
         co_store_close(st);
-        assert_int_equal(pg_scalar(f, NULL, "SELECT count(*) FROM cutover_schema"), 4);
+        assert_int_equal(pg_scalar(f, NULL, "SELECT count(*) FROM cutover_schema"), 5);
         return;
     }
 
@@ -1209,7 +1209,7 @@ static void test_migration_from_v1(void **state)
     co_store *st = NULL;
     assert_int_equal(co_store_open(&st, p), 0);
     assert_int_equal(co_store_schema_version(st, &v), 0);
-    assert_int_equal(v, 4);
+    assert_int_equal(v, 5);
     assert_int_equal(count_all(st), 5); /* v4 kept the first of each copy */
     co_pair pr;
     assert_int_equal(co_store_pair(st, "p1", &pr), 0);
@@ -1234,7 +1234,7 @@ static void test_migration_from_v1(void **state)
     assert_int_equal(count_all(st), 5);
     co_store_close(st);
 
-    assert_int_equal(co__store_open_at(&st, p, 5), CO_EINVAL);
+    assert_int_equal(co__store_open_at(&st, p, 6), CO_EINVAL);
     assert_null(st);
 }
 
@@ -1251,7 +1251,7 @@ static void test_newer_schema_refused(void **state)
     assert_int_equal(co_store_open(&st, f->url), CO_ESCHEMA);
     assert_null(st);
     assert_non_null(strstr(co_error_last(), "99"));
-    assert_non_null(strstr(co_error_last(), "up to 4"));
+    assert_non_null(strstr(co_error_last(), "up to 5"));
     assert_int_equal(co__store_open_at(&st, f->url, 1), CO_ESCHEMA);
 }
 
@@ -1650,10 +1650,10 @@ static void test_concurrent_open_migrates_once(void **state)
     for (int i = 0; i < N; i++) {
         if (o[i].rc)
             fail_msg("opener %d: %s", i, o[i].err);
-        assert_int_equal(o[i].version, 4);
+        assert_int_equal(o[i].version, 5);
     }
     if (f->pg)
-        assert_int_equal(pg_scalar(f, "fresh", "SELECT count(*) FROM cutover_schema"), 4);
+        assert_int_equal(pg_scalar(f, "fresh", "SELECT count(*) FROM cutover_schema"), 5);
     co_store *st = NULL;
     assert_int_equal(co_store_open(&st, url), 0);
     record_traffic(st);
