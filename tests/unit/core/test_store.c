@@ -1926,6 +1926,7 @@ static void test_record_any_text(void **state)
     x.request_json = "{\"a\":\"tab\\there\"}\tnew\nline\r\\N back\\slash";
     x.output_text = "ok \xff\xfe end";
     x.user_key = "\\N";
+    x.model = "caf\xc3\xa9\tbar\\ \xe2\x82\xac\n"; /* escapes after non-ASCII text */
     x.finish_reason = "";
     x.latency_ms = 1.0 / 3.0;
     x.cost_usd = 1e-9;
@@ -1936,6 +1937,7 @@ static void test_record_any_text(void **state)
     assert_int_equal(l.n, 1);
     assert_string_equal(l.v[0].x.request_json, x.request_json);
     assert_string_equal(l.v[0].x.user_key, "\\N");
+    assert_string_equal(l.v[0].x.model, x.model);
     assert_string_equal(l.v[0].x.finish_reason, "");
     assert_true(l.v[0].x.latency_ms == 1.0 / 3.0); /* doubles round-trip exactly */
     assert_true(l.v[0].x.cost_usd == 1e-9);
