@@ -65,6 +65,11 @@ int co_redactor_enabled(const co_redactor *r);
  * its mask; the caller frees *out. r may be NULL (API keys only). Never
  * fails on content; CO_ENOMEM / CO_EINVAL only. */
 int co_redact(const co_redactor *r, const char *in, char **out);
+/* Like co_redact for a string of `len` bytes (in[len] must be its NUL),
+ * without the copy when nothing is masked: *out is then NULL and `in` is the
+ * redacted text as it stands; otherwise *out is the caller's to free. For
+ * callers that redact a lot of mostly clean text (the recorder). */
+int co_redact_len(const co_redactor *r, const char *in, size_t len, char **out);
 /* API keys only: what is applied even when redaction is off. */
 int co_redact_keys(const char *in, char **out);
 

@@ -10,7 +10,7 @@
 
 /* The schema version this build writes. Every back end keeps the same
  * numbering so `cutover status` means the same thing on SQLite and Postgres. */
-#define CO__STORE_SCHEMA_LATEST 4
+#define CO__STORE_SCHEMA_LATEST 5
 
 /* Migration v4, portable SQL shared by the back ends: exactly-once
  * exchanges. A batch whose commit reached the server but whose
@@ -24,6 +24,28 @@
     " WHERE rn > 1);"                                                                                      \
     "DROP INDEX exchanges_request;"                                                                        \
     "CREATE UNIQUE INDEX exchanges_request_role ON exchanges(request_id, role) WHERE request_id IS NOT NULL;"
+
+/* Migration v5, portable SQL shared by the back ends: one index less to
+ * maintain per recorded exchange. The gateway gives an exchange's pair the
+ * request's id (served and shadow share it), so the unique (request_id,
+ * role) index already finds a pair's rows; exchanges_pair is replaced by a
+ * partial index of only the rows whose pair id is not their request id
+ * (API users' and tests' rows, never the gateway's). Pair lookups ask both
+ * with CO__STORE_SQL_PAIR_IS. */
+#define CO__STORE_SQL_PAIR_OTHER "(request_id IS NULL OR pair_id <> request_id)"
+#define CO__STORE_SQL_V5                                                                           \
+    "CREATE INDEX exchanges_pair_other ON exchanges(pair_id, role)"                                \
+    " WHERE pair_id IS NOT NULL AND " CO__STORE_SQL_PAIR_OTHER ";"                                 \
+    "DROP INDEX exchanges_pair;"
+
+/* The rows of pair `p` (a parameter or a column of an outer query): found
+ * through exchanges_request_role when the pair id is the request id, through
+ * exchanges_pair_other otherwise; the two halves never both match a row. The
+ * second half repeats the partial index's condition word for word, which is
+ * what lets either planner use that index. */
+#define CO__STORE_SQL_PAIR_IS(p)                                                                   \
+    "((request_id = " p " AND pair_id = " p ") OR (pair_id = " p " AND "                          \
+    CO__STORE_SQL_PAIR_OTHER "))"
 
 /* Arguments reach the ops already validated by store.c (non-NULL handle,
  * outputs and required strings; outputs zeroed). Ops return 0 or a negative

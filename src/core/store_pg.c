@@ -242,6 +242,9 @@ static const char SQL_V3[] =
 /* v4: the same text on every back end (store_impl.h). */
 static const char SQL_V4[] = CO__STORE_SQL_V4;
 
+/* v5: the same text on every back end (store_impl.h). */
+static const char SQL_V5[] = CO__STORE_SQL_V5;
+
 struct pg_migration {
     int version;
     const char *what;
@@ -254,6 +257,7 @@ static const struct pg_migration pg_migrations[] = {
     {2, "eval runs and results, baselines, response cache, plan evidence", SQL_V2},
     {3, "gateway heartbeats, leases", SQL_V3},
     {4, "exactly-once exchanges: (request_id, role) unique", SQL_V4},
+    {5, "pair lookups through the request index; exchanges_pair only for other pair ids", SQL_V5},
 };
 _Static_assert(sizeof pg_migrations / sizeof pg_migrations[0] == CO__STORE_SCHEMA_LATEST,
                "one migration step per schema version");
@@ -301,16 +305,16 @@ static const char *const pg_sql[S__COUNT] = {
     [S_SCHEMA_VERSION] = "SELECT coalesce(max(version), 0) FROM cutover_schema",
 
     [S_PAIR] = "SELECT " X_ALL("") " FROM exchanges"
-               " WHERE pair_id = $1 AND role IN ('served', 'shadow') ORDER BY id",
+               " WHERE role IN ('served', 'shadow') AND " CO__STORE_SQL_PAIR_IS("$1") " ORDER BY id",
     /* The first shadow of each served exchange; LIMIT NULL is "no limit". */
     [S_PAIRS_W] = "SELECT " X_ALL("s.") ", " X_ALL("h.") " FROM exchanges s"
                   " JOIN exchanges h ON h.id = (SELECT min(id) FROM exchanges"
-                  "   WHERE pair_id = s.pair_id AND role = 'shadow')"
+                  "   WHERE role = 'shadow' AND " CO__STORE_SQL_PAIR_IS("s.pair_id") ")"
                   " WHERE s.workload = $1 AND s.role = 'served' AND s.pair_id IS NOT NULL"
                   " ORDER BY s.ts_ms DESC, s.id DESC LIMIT $2 OFFSET $3",
     [S_PAIRS_ALL] = "SELECT " X_ALL("s.") ", " X_ALL("h.") " FROM exchanges s"
                     " JOIN exchanges h ON h.id = (SELECT min(id) FROM exchanges"
-                    "   WHERE pair_id = s.pair_id AND role = 'shadow')"
+                    "   WHERE role = 'shadow' AND " CO__STORE_SQL_PAIR_IS("s.pair_id") ")"
                     " WHERE s.role = 'served' AND s.pair_id IS NOT NULL"
                     " ORDER BY s.ts_ms DESC, s.id DESC LIMIT $1 OFFSET $2",
 
@@ -1042,33 +1046,64 @@ static int pg_schema_version(co_store *st, int *out_version)
 
 /* ---- exchanges ------------------------------------------------------------ */
 
+/* Appends the bytes of a valid UTF-8 run with COPY's escapes. */
+static int copy_escaped(co_buf *b, const unsigned char *p, size_t ok)
+{
+    size_t run = 0;
+    int rc = 0;
+    for (size_t i = 0; i < ok && !rc; i++) {
+        const char *esc = NULL;
+        switch (p[i]) {
+        case '\\': esc = "\\\\"; break;
+        case '\t': esc = "\\t"; break;
+        case '\n': esc = "\\n"; break;
+        case '\r': esc = "\\r"; break;
+        default: continue;
+        }
+        rc = co_buf_append(b, p + run, i - run);
+        if (!rc)
+            rc = co_buf_append(b, esc, 2);
+        run = i + 1;
+    }
+    return rc ? rc : co_buf_append(b, p + run, ok - run);
+}
+
+/* 1 for the bytes COPY takes as they are and that are UTF-8 by themselves:
+ * ASCII but the backslash, tab, newline and CR. */
+static const unsigned char copy_plain[256] = {
+    [' '] = 1, ['!'] = 1, ['"'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1,
+    ['('] = 1, [')'] = 1, ['*'] = 1, ['+'] = 1, [','] = 1, ['-'] = 1, ['.'] = 1, ['/'] = 1,
+    ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1,
+    ['8'] = 1, ['9'] = 1, [':'] = 1, [';'] = 1, ['<'] = 1, ['='] = 1, ['>'] = 1, ['?'] = 1,
+    ['@'] = 1, ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1,
+    ['H'] = 1, ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1, ['O'] = 1,
+    ['P'] = 1, ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1,
+    ['X'] = 1, ['Y'] = 1, ['Z'] = 1, ['['] = 1, [']'] = 1, ['^'] = 1, ['_'] = 1, ['`'] = 1,
+    ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1,
+    ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1,
+    ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1,
+    ['y'] = 1, ['z'] = 1, ['{'] = 1, ['|'] = 1, ['}'] = 1, ['~'] = 1,
+};
+
 /* Appends one COPY text-format field: \N for NULL; backslash, tab, newline
- * and CR escaped; bytes that are not UTF-8 replaced by U+FFFD. */
+ * and CR escaped; bytes that are not UTF-8 replaced by U+FFFD. Plain ASCII
+ * runs (most recorded text) are copied after one table lookup a byte; from
+ * the first other byte on, the UTF-8 check and the escapes take over, each
+ * byte still looked at a bounded number of times. */
 static int copy_field(co_buf *b, const char *v, size_t len)
 {
     if (!v)
         return co_buf_append(b, "\\N", 2);
     const unsigned char *p = (const unsigned char *)v;
-    int rc = 0;
+    size_t plain = 0;
+    while (plain < len && copy_plain[p[plain]])
+        plain++;
+    int rc = co_buf_append(b, p, plain);
+    p += plain;
+    len -= plain;
     while (len && !rc) {
         size_t ok = co_utf8_bad_offset(p, len);
-        size_t run = 0;
-        for (size_t i = 0; i < ok && !rc; i++) {
-            const char *esc = NULL;
-            switch (p[i]) {
-            case '\\': esc = "\\\\"; break;
-            case '\t': esc = "\\t"; break;
-            case '\n': esc = "\\n"; break;
-            case '\r': esc = "\\r"; break;
-            default: continue;
-            }
-            rc = co_buf_append(b, p + run, i - run);
-            if (!rc)
-                rc = co_buf_append(b, esc, 2);
-            run = i + 1;
-        }
-        if (!rc)
-            rc = co_buf_append(b, p + run, ok - run);
+        rc = copy_escaped(b, p, ok);
         if (rc || ok == len)
             break;
         rc = co_buf_append(b, "\xEF\xBF\xBD", 3);

@@ -224,6 +224,9 @@ static const char SQL_V3[] =
 /* v4: the same text on every back end (store_impl.h). */
 static const char SQL_V4[] = CO__STORE_SQL_V4;
 
+/* v5: the same text on every back end (store_impl.h). */
+static const char SQL_V5[] = CO__STORE_SQL_V5;
+
 struct sq_migration {
     int version;
     const char *what;
@@ -236,6 +239,7 @@ static const struct sq_migration sq_migrations[] = {
     {2, "eval runs and results, baselines, response cache, plan evidence", SQL_V2},
     {3, "gateway heartbeats, leases", SQL_V3},
     {4, "exactly-once exchanges: (request_id, role) unique", SQL_V4},
+    {5, "pair lookups through the request index; exchanges_pair only for other pair ids", SQL_V5},
 };
 _Static_assert(sizeof sq_migrations / sizeof sq_migrations[0] == CO__STORE_SCHEMA_LATEST,
                "one migration step per schema version");
@@ -250,6 +254,16 @@ _Static_assert(sizeof sq_migrations / sizeof sq_migrations[0] == CO__STORE_SCHEM
 #define X_TEXT(a) a "request_json, " a "output_text"
 #define X_ALL(a) X_META(a) ", " X_TEXT(a)
 enum { X_NCOLS = 22 };
+
+#define SQ_X_INSERT_HEAD                                                                         \
+    "INSERT INTO exchanges (request_id, pair_id, ts_ms, workload, arm, role, model, api,"        \
+    " user_key, status, error_class, stream, latency_ms, ttft_ms, tokens_in, tokens_out,"        \
+    " tokens_cached, cost_usd, finish_reason, request_json, output_text)"
+#define SQ_X_ROW_PARAMS "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?"
+enum { SQ_X_PARAMS = 21 };
+/* Rows per INSERT when recording, largest first; the last is 1. */
+static const int sq_x_rows[] = {64, 8, 1};
+enum { SQ_X_SIZES = sizeof sq_x_rows / sizeof sq_x_rows[0] };
 
 enum sq_stmt_id {
     S_BEGIN, S_COMMIT, S_ROLLBACK, S_USER_VERSION,
@@ -274,24 +288,19 @@ static const char *const sq_sql[S__COUNT] = {
     [S_ROLLBACK] = "ROLLBACK",
     [S_USER_VERSION] = "PRAGMA user_version",
 
-    [S_X_INSERT] =
-        "INSERT INTO exchanges (request_id, pair_id, ts_ms, workload, arm, role, model, api,"
-        " user_key, status, error_class, stream, latency_ms, ttft_ms, tokens_in, tokens_out,"
-        " tokens_cached, cost_usd, finish_reason, request_json, output_text)"
-        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,"
-        " ?18, ?19, ?20, ?21)"
-        " ON CONFLICT DO NOTHING", /* a batch sent again: (request_id, role) is unique (v4) */
+    /* a batch sent again: (request_id, role) is unique (v4) */
+    [S_X_INSERT] = SQ_X_INSERT_HEAD " VALUES (" SQ_X_ROW_PARAMS ") ON CONFLICT DO NOTHING",
     [S_PAIR] = "SELECT " X_ALL("") " FROM exchanges"
-               " WHERE pair_id = ?1 AND role IN ('served', 'shadow') ORDER BY id",
+               " WHERE role IN ('served', 'shadow') AND " CO__STORE_SQL_PAIR_IS("?1") " ORDER BY id",
     /* The first shadow of each served exchange; LIMIT -1 is "no limit". */
     [S_PAIRS_W] = "SELECT " X_ALL("s.") ", " X_ALL("h.") " FROM exchanges s"
                   " JOIN exchanges h ON h.id = (SELECT min(id) FROM exchanges"
-                  "   WHERE pair_id = s.pair_id AND role = 'shadow')"
+                  "   WHERE role = 'shadow' AND " CO__STORE_SQL_PAIR_IS("s.pair_id") ")"
                   " WHERE s.workload = ?1 AND s.role = 'served' AND s.pair_id IS NOT NULL"
                   " ORDER BY s.ts_ms DESC, s.id DESC LIMIT ?2 OFFSET ?3",
     [S_PAIRS_ALL] = "SELECT " X_ALL("s.") ", " X_ALL("h.") " FROM exchanges s"
                     " JOIN exchanges h ON h.id = (SELECT min(id) FROM exchanges"
-                    "   WHERE pair_id = s.pair_id AND role = 'shadow')"
+                    "   WHERE role = 'shadow' AND " CO__STORE_SQL_PAIR_IS("s.pair_id") ")"
                     " WHERE s.role = 'served' AND s.pair_id IS NOT NULL"
                     " ORDER BY s.ts_ms DESC, s.id DESC LIMIT ?1 OFFSET ?2",
 
@@ -417,6 +426,7 @@ typedef struct sq_store {
     char *path;
     sqlite3_stmt *stmt[S__COUNT];
     sqlite3_stmt *win[W__KINDS][WM__COUNT];
+    sqlite3_stmt *xins[SQ_X_SIZES]; /* multi-row exchange inserts (the last unused) */
     /* wait_change: what was seen last, and whether this handle changed state
      * itself (its own commits do not move data_version). */
     int watching, self_changed;
@@ -772,6 +782,8 @@ static void sq_close(co_store *st)
     for (int k = 0; k < W__KINDS; k++)
         for (int m = 0; m < WM__COUNT; m++)
             sqlite3_finalize(s->win[k][m]);
+    for (int k = 0; k < SQ_X_SIZES; k++)
+        sqlite3_finalize(s->xins[k]);
     /* _v2: even if something were still open, the handle is released once it
      * finishes instead of leaking. */
     sqlite3_close_v2(s->db);
@@ -904,6 +916,104 @@ static int sq_schema_version(co_store *st, int *out_version)
 
 /* ---- exchanges ----------------------------------------------------------- */
 
+/* Binds one exchange to the 21 parameters from `base` (1-based) on. */
+static void bind_exchange(sqlite3_stmt *ins, int base, const co_exchange *x)
+{
+    int i = base - 1;
+    /* Empty ids and error classes mean "none": store NULL so joins on
+     * them and the error count cannot match unrelated rows. */
+    if (x->request_id[0])
+        sqlite3_bind_text(ins, i + 1, x->request_id, (int)strnlen(x->request_id, 32), SQLITE_STATIC);
+    else
+        sqlite3_bind_null(ins, i + 1);
+    if (x->pair_id[0])
+        sqlite3_bind_text(ins, i + 2, x->pair_id, (int)strnlen(x->pair_id, 32), SQLITE_STATIC);
+    else
+        sqlite3_bind_null(ins, i + 2);
+    sqlite3_bind_int64(ins, i + 3, x->ts_ms);
+    bind_text(ins, i + 4, x->workload);
+    bind_text(ins, i + 5, x->arm);
+    bind_text(ins, i + 6, x->role);
+    bind_text(ins, i + 7, x->model);
+    bind_text(ins, i + 8, x->api);
+    bind_text(ins, i + 9, x->user_key);
+    sqlite3_bind_int(ins, i + 10, x->status);
+    bind_text(ins, i + 11, x->error_class && x->error_class[0] ? x->error_class : NULL);
+    sqlite3_bind_int(ins, i + 12, x->stream ? 1 : 0);
+    sqlite3_bind_double(ins, i + 13, x->latency_ms);
+    if (x->ttft_ms >= 0)
+        sqlite3_bind_double(ins, i + 14, x->ttft_ms);
+    else
+        sqlite3_bind_null(ins, i + 14);
+    sqlite3_bind_int64(ins, i + 15, x->tokens_in);
+    sqlite3_bind_int64(ins, i + 16, x->tokens_out);
+    sqlite3_bind_int64(ins, i + 17, x->tokens_cached);
+    sqlite3_bind_double(ins, i + 18, x->cost_usd);
+    bind_text(ins, i + 19, x->finish_reason);
+    bind_text(ins, i + 20, x->request_json);
+    bind_text(ins, i + 21, x->output_text);
+}
+
+/* The multi-row insert of sq_x_rows[k] rows, prepared on first use (NULL
+ * when this SQLite allows too few parameters: the caller takes a smaller
+ * size). */
+static int sq_x_multi(sq_store *s, int k, sqlite3_stmt **out)
+{
+    *out = NULL;
+    int rows = sq_x_rows[k];
+    if (rows * SQ_X_PARAMS > sqlite3_limit(s->db, SQLITE_LIMIT_VARIABLE_NUMBER, -1))
+        return 0;
+    if (!s->xins[k]) {
+        co_buf b;
+        co_buf_init(&b, CO_BUF_UNLIMITED);
+        int rc = co_buf_puts(&b, SQ_X_INSERT_HEAD " VALUES ");
+        for (int r = 0; r < rows && !rc; r++)
+            rc = co_buf_puts(&b, r ? ", (" SQ_X_ROW_PARAMS ")" : "(" SQ_X_ROW_PARAMS ")");
+        if (!rc)
+            rc = co_buf_puts(&b, " ON CONFLICT DO NOTHING");
+        if (rc) {
+            co_buf_free(&b);
+            return co_error_set(CO_ENOMEM, "out of memory preparing the exchange insert");
+        }
+        rc = sq_prepare(s, b.p, &s->xins[k]);
+        co_buf_free(&b);
+        if (rc)
+            return rc;
+    } else {
+        int rc = sq_prepare(s, NULL, &s->xins[k]);
+        if (rc)
+            return rc;
+    }
+    *out = s->xins[k];
+    return 0;
+}
+
+/* Inserts xs[from, from+n) one statement per row; on failure the message
+ * names the row (its position in the whole batch of `total`). */
+static int sq_record_rows(sq_store *s, sqlite3_stmt *ins, const co_exchange *xs, size_t from,
+                          size_t n, size_t total)
+{
+    for (size_t i = from; i < from + n; i++) {
+        const co_exchange *x = &xs[i];
+        bind_exchange(ins, 1, x);
+        int src = sqlite3_step(ins), rc = 0;
+        if (src != SQLITE_DONE)
+            rc = sq_fail(s, src, "recording exchange %zu of %zu (workload '%s', %s/%s): "
+                                 "nothing of the batch was written",
+                         i + 1, total, x->workload, x->arm, x->role);
+        sqlite3_reset(ins);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* One transaction; rows go in by multi-row INSERTs of sq_x_rows[] rows:
+ * the statement's fixed cost (cursors on the table and its indexes, the
+ * CHECK constraints' set-up, the statement's end) is paid once per chunk
+ * instead of once per row. A chunk that fails is tried again row by row in
+ * the same transaction (its statement alone was undone), so the message
+ * still names the row at fault. */
 static int sq_record(co_store *st, const co_exchange *xs, size_t n)
 {
     sq_store *s = (sq_store *)st;
@@ -913,50 +1023,48 @@ static int sq_record(co_store *st, const co_exchange *xs, size_t n)
         return rc;
     if ((rc = sq_begin(s)))
         goto done;
-    for (size_t i = 0; i < n; i++) {
-        const co_exchange *x = &xs[i];
-        /* Empty ids and error classes mean "none": store NULL so joins on
-         * them and the error count cannot match unrelated rows. */
-        if (x->request_id[0])
-            sqlite3_bind_text(ins, 1, x->request_id, (int)strnlen(x->request_id, 32), SQLITE_STATIC);
-        else
-            sqlite3_bind_null(ins, 1);
-        if (x->pair_id[0])
-            sqlite3_bind_text(ins, 2, x->pair_id, (int)strnlen(x->pair_id, 32), SQLITE_STATIC);
-        else
-            sqlite3_bind_null(ins, 2);
-        sqlite3_bind_int64(ins, 3, x->ts_ms);
-        bind_text(ins, 4, x->workload);
-        bind_text(ins, 5, x->arm);
-        bind_text(ins, 6, x->role);
-        bind_text(ins, 7, x->model);
-        bind_text(ins, 8, x->api);
-        bind_text(ins, 9, x->user_key);
-        sqlite3_bind_int(ins, 10, x->status);
-        bind_text(ins, 11, x->error_class && x->error_class[0] ? x->error_class : NULL);
-        sqlite3_bind_int(ins, 12, x->stream ? 1 : 0);
-        sqlite3_bind_double(ins, 13, x->latency_ms);
-        if (x->ttft_ms >= 0)
-            sqlite3_bind_double(ins, 14, x->ttft_ms);
-        else
-            sqlite3_bind_null(ins, 14);
-        sqlite3_bind_int64(ins, 15, x->tokens_in);
-        sqlite3_bind_int64(ins, 16, x->tokens_out);
-        sqlite3_bind_int64(ins, 17, x->tokens_cached);
-        sqlite3_bind_double(ins, 18, x->cost_usd);
-        bind_text(ins, 19, x->finish_reason);
-        bind_text(ins, 20, x->request_json);
-        bind_text(ins, 21, x->output_text);
-        int src = sqlite3_step(ins);
-        if (src != SQLITE_DONE) {
-            rc = sq_fail(s, src, "recording exchange %zu of %zu (workload '%s', %s/%s): "
-                                 "nothing of the batch was written",
-                         i + 1, n, x->workload, x->arm, x->role);
-            goto done;
+    size_t i = 0;
+    for (int k = 0; k < SQ_X_SIZES && i < n && !rc; k++) {
+        size_t rows = (size_t)sq_x_rows[k];
+        if (rows == 1) {
+            rc = sq_record_rows(s, ins, xs, i, n - i, n);
+            i = n;
+            break;
         }
-        sqlite3_reset(ins);
+        if (n - i < rows)
+            continue;
+        sqlite3_stmt *multi = NULL;
+        if ((rc = sq_x_multi(s, k, &multi)))
+            break;
+        if (!multi)
+            continue;
+        for (; n - i >= rows && !rc; i += rows) {
+            for (size_t r = 0; r < rows; r++)
+                bind_exchange(multi, (int)(r * SQ_X_PARAMS) + 1, &xs[i + r]);
+            int src = sqlite3_step(multi);
+            if (src == SQLITE_DONE) {
+                sqlite3_reset(multi);
+                continue;
+            }
+            rc = sq_fail(s, src, "recording exchanges %zu to %zu of %zu: nothing of the batch "
+                                 "was written",
+                         i + 1, i + rows, n);
+            sqlite3_reset(multi);
+            /* Still in the transaction: only the chunk was undone. The row
+             * by row retry names the row; should it pass, the chunk's
+             * error stands. */
+            if (!sqlite3_get_autocommit(s->db)) {
+                char saved[1024];
+                int status = co_error_last_status();
+                snprintf(saved, sizeof saved, "%s", co_error_last());
+                if ((rc = sq_record_rows(s, ins, xs, i, rows, n)) == 0)
+                    rc = co_error_set(status, "%s", saved);
+            }
+        }
+        sqlite3_clear_bindings(multi);
     }
-    rc = sq_commit(s);
+    if (!rc)
+        rc = sq_commit(s);
 done:
     sq_release(ins);
     if (rc)

@@ -46,6 +46,7 @@ typedef struct rec_item {
     co_exchange x;  /* strings point into data[] (text: or into red_*) */
     char *red_req;  /* the writer's redacted copies */
     char *red_out;
+    size_t lreq, lout; /* lengths of the text as pushed */
     size_t bytes;   /* charged to the ring's memory share */
     uint32_t ring;
     int redacted;
@@ -249,6 +250,8 @@ int co_recorder_push(co_recorder_ring *q, const co_exchange *x)
         p += fl[i] + 1;
     }
     it->x.request_json = it->x.output_text = NULL;
+    it->lreq = lreq;
+    it->lout = lout;
     if (req) {
         memcpy(p, req, lreq);
         p[lreq] = '\0';
@@ -374,14 +377,16 @@ static void notify_progress(co_recorder *rec)
 
 /* ---- writer: draining and redaction --------------------------------------- */
 
-static void redact_text(co_recorder *rec, const char **text, char **owned)
+static void redact_text(co_recorder *rec, const char **text, size_t len, char **owned)
 {
     if (!*text)
         return;
     char *o = NULL;
-    if (co_redact(rec->opts.redactor, *text, &o) == 0) {
-        *owned = o;
-        *text = o;
+    if (co_redact_len(rec->opts.redactor, *text, len, &o) == 0) {
+        if (o) { /* something was masked; otherwise the text stands as pushed */
+            *owned = o;
+            *text = o;
+        }
         return;
     }
     /* Never store text that could not be redacted. */
@@ -418,8 +423,8 @@ static size_t drain(co_recorder *rec)
             }
             rec_item *it = q->slots[tail & q->mask];
             if (!it->redacted) {
-                redact_text(rec, &it->x.request_json, &it->red_req);
-                redact_text(rec, &it->x.output_text, &it->red_out);
+                redact_text(rec, &it->x.request_json, it->lreq, &it->red_req);
+                redact_text(rec, &it->x.output_text, it->lout, &it->red_out);
                 it->redacted = 1;
             }
             if (hand_push(h, it))

@@ -101,31 +101,53 @@ static void add_span(spans *sp, const char *s, size_t n, size_t a, size_t b, int
 
 /* ---- API keys (always) ---------------------------------------------------- */
 
+/* A key candidate at i with prefix length plen: masked when it stands alone
+ * (not inside a longer word) and its body is long enough. Returns where the
+ * next candidate may start. */
+static size_t key_at(const char *s, size_t n, size_t i, size_t plen, size_t min_body,
+                     int need_digit, spans *sp)
+{
+    if (i > 0 && is_key_char(s[i - 1]) && !escaped_at(s, i - 1))
+        return i + 1; /* inside a longer word: "task-..." */
+    size_t j = i + plen;
+    int digits = 0;
+    while (j < n && is_key_char(s[j]))
+        digits |= is_digit(s[j++]);
+    if (j - i - plen >= min_body && (digits || !need_digit)) {
+        add_span(sp, s, n, i, j, K_KEY);
+        return j;
+    }
+    return i + 1;
+}
+
+/* Candidates are found by their rarest byte with memchr: the '-' of "sk-"
+ * and the 'z' of "AIza" (prose is full of 's' and 'A'). The two kinds are
+ * scanned separately; a candidate inside a key of the other kind yields a
+ * span inside that key's, which the merge absorbs. */
 static void scan_keys(const char *s, size_t n, spans *sp)
 {
-    for (size_t i = 0; i + 3 < n; i++) {
-        size_t plen, min_body;
-        int need_digit;
-        if (s[i] != 's' && s[i] != 'A') {
-            i += strcspn(s + i, "sA") - 1; /* the loop's i++ lands on the next candidate */
-            continue;
+    size_t from = 2;
+    const char *p;
+    /* "sk-" + at least 20 key characters, a digit among them (not
+     * "sk-this-is-a-long-word") */
+    while (from < n && (p = memchr(s + from, '-', n - from)) != NULL) {
+        size_t i = (size_t)(p - s) - 2;
+        from = (size_t)(p - s) + 1;
+        if (s[i] == 's' && s[i + 1] == 'k' && i + 3 < n) {
+            size_t next = key_at(s, n, i, 3, 20, 1, sp);
+            if (next > from)
+                from = next + 2; /* the next '-' that could end a prefix */
         }
-        if (s[i] == 's' && s[i + 1] == 'k' && s[i + 2] == '-') {
-            plen = 3, min_body = 20, need_digit = 1; /* not "sk-this-is-a-long-word" */
-        } else if (s[i] == 'A' && n - i >= 4 && memcmp(s + i, "AIza", 4) == 0) {
-            plen = 4, min_body = 30, need_digit = 0;
-        } else {
-            continue;
-        }
-        if (i > 0 && is_key_char(s[i - 1]) && !escaped_at(s, i - 1))
-            continue; /* inside a longer word: "task-..." */
-        size_t j = i + plen;
-        int digits = 0;
-        while (j < n && is_key_char(s[j]))
-            digits |= is_digit(s[j++]);
-        if (j - i - plen >= min_body && (digits || !need_digit)) {
-            add_span(sp, s, n, i, j, K_KEY);
-            i = j - 1;
+    }
+    /* "AIza" + at least 30 key characters */
+    from = 2;
+    while (from + 1 < n && (p = memchr(s + from, 'z', n - from - 1)) != NULL) {
+        size_t i = (size_t)(p - s) - 2;
+        from = (size_t)(p - s) + 1;
+        if (s[i] == 'A' && s[i + 1] == 'I' && s[i + 3] == 'a') {
+            size_t next = key_at(s, n, i, 4, 30, 0, sp);
+            if (next > from)
+                from = next + 2;
         }
     }
 }
@@ -657,17 +679,13 @@ static int span_cmp(const void *pa, const void *pb)
     return a->kind - b->kind;
 }
 
-int co_redact(const co_redactor *r, const char *in, char **out)
+/* in[n] == '\0' (the scanners rely on it). With `copy`, *out is always a
+ * new string; without, it stays NULL when nothing is masked. */
+static int redact(const co_redactor *r, const char *in, size_t n, int copy, char **out)
 {
     spans sp = {0};
     char *o = NULL;
     int rc = 0;
-    if (!out)
-        return co_error_set(CO_EINVAL, "co_redact: out is NULL");
-    *out = NULL;
-    if (!in)
-        return co_error_set(CO_EINVAL, "co_redact: input is NULL");
-    size_t n = strlen(in); /* the scanners rely on in[n] == '\0' (strcspn skips to candidates) */
 
     scan_keys(in, n, &sp);
     if (r && r->card)
@@ -682,6 +700,9 @@ int co_redact(const co_redactor *r, const char *in, char **out)
         rc = co_error_set(CO_ENOMEM, "out of memory redacting %zu bytes", n);
         goto done;
     }
+
+    if (!sp.n && !copy)
+        goto done; /* nothing to mask: no copy */
 
     /* Merge overlapping spans in place; the strongest kind names the union. */
     size_t m = 0;
@@ -738,6 +759,26 @@ done:
     free(o);
     free(sp.v);
     return rc;
+}
+
+int co_redact(const co_redactor *r, const char *in, char **out)
+{
+    if (!out)
+        return co_error_set(CO_EINVAL, "co_redact: out is NULL");
+    *out = NULL;
+    if (!in)
+        return co_error_set(CO_EINVAL, "co_redact: input is NULL");
+    return redact(r, in, strlen(in), 1, out);
+}
+
+int co_redact_len(const co_redactor *r, const char *in, size_t len, char **out)
+{
+    if (!out)
+        return co_error_set(CO_EINVAL, "co_redact_len: out is NULL");
+    *out = NULL;
+    if (!in || in[len] != '\0')
+        return co_error_set(CO_EINVAL, "co_redact_len: input is NULL or not %zu bytes long", len);
+    return redact(r, in, len, 0, out);
 }
 
 int co_redact_keys(const char *in, char **out) { return co_redact(NULL, in, out); }

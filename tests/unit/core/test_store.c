@@ -238,7 +238,7 @@ static void test_open_urls(void **state)
     assert_string_equal(co_store_backend(f->st), f->pg ? "postgres" : "sqlite");
     assert_int_equal(co_store_schema_version(f->st, &v), 0);
     assert_int_equal(v, co_store_schema_latest());
-    assert_int_equal(co_store_schema_latest(), 4);
+    assert_int_equal(co_store_schema_latest(), 5);
 
     if (f->pg) {
         /* postgresql:// is the same thing; opening again migrates nothing */
@@ -247,9 +247,9 @@ static void test_open_urls(void **state)
         assert_int_equal(co_store_open(&st, url), 0);
         assert_string_equal(co_store_backend(st), "postgres");
         assert_int_equal(co_store_schema_version(st, &v), 0);
-        assert_int_equal(v, 4);
+        assert_int_equal(v, 5);
         co_store_close(st);
-        assert_int_equal(pg_scalar(f, NULL, "SELECT count(*) FROM cutover_schema"), 4);
+        assert_int_equal(pg_scalar(f, NULL, "SELECT count(*) FROM cutover_schema"), 5);
         return;
     }
 
@@ -631,6 +631,69 @@ static void test_pairs(void **state)
     co_pairs_free(v, n);
 }
 
+/* Pair ids that are not the request id (API users and tests may give any):
+ * since v5 those rows are found through exchanges_pair_other, the gateway's
+ * (pair id = request id) through the (request_id, role) index; a pair may
+ * mix both, and a row's request id equal to another pair's id must not
+ * pull it into that pair. */
+static void test_pairs_other_ids(void **state)
+{
+    fixture *f = *state;
+    co_exchange xs[9] = {
+        xch("a1", "pa", 100, "w", "incumbent", "served", 10),  /* pair pa: other ids */
+        xch("pa", "pa", 101, "w", "candidate", "shadow", 11),  /* pa's first shadow: request id = pair id */
+        xch("a2", "pa", 102, "w", "candidate", "shadow", 12),  /* a later shadow of pa */
+        xch("", "pn", 200, "w", "incumbent", "served", 20),    /* no request ids */
+        xch("", "pn", 201, "w", "candidate", "shadow", 21),
+        xch("r9", "r9", 300, "w", "incumbent", "served", 30),  /* gateway-style served ... */
+        xch("s9", "r9", 301, "w", "candidate", "shadow", 31),  /* ... and another id's shadow */
+        xch("pa", "zz", 400, "w", "incumbent", "served", 40),  /* request id pa, pair zz */
+        xch("zz", "q", 401, "w", "candidate", "shadow", 41),   /* request id zz, pair q */
+    };
+    xs[1].output_text = "pa shadow";
+    assert_int_equal(co_store_record(f->st, xs, 9), 0);
+
+    co_pair p;
+    assert_int_equal(co_store_pair(f->st, "pa", &p), 0);
+    assert_string_equal(p.served.x.request_id, "a1");
+    assert_string_equal(p.shadow.x.request_id, "pa"); /* the first shadow by id */
+    assert_string_equal(p.shadow.x.output_text, "pa shadow");
+    co_pair_clear(&p);
+
+    assert_int_equal(co_store_pair(f->st, "pn", &p), 0);
+    assert_string_equal(p.served.x.request_id, "");
+    assert_true(p.served.x.latency_ms == 20);
+    assert_true(p.shadow.x.latency_ms == 21);
+    co_pair_clear(&p);
+
+    assert_int_equal(co_store_pair(f->st, "r9", &p), 0);
+    assert_string_equal(p.served.x.request_id, "r9");
+    assert_string_equal(p.shadow.x.request_id, "s9");
+    co_pair_clear(&p);
+
+    /* request id pa belongs to pair zz: zz has a served row and no shadow */
+    assert_int_equal(co_store_pair(f->st, "zz", &p), 0);
+    assert_string_equal(p.served.x.request_id, "pa");
+    assert_int_equal(p.shadow.id, 0);
+    co_pair_clear(&p);
+    assert_int_equal(co_store_pair(f->st, "q", &p), CO_ENOENT); /* a shadow alone */
+    assert_int_equal(co_store_pair(f->st, "a1", &p), CO_ENOENT); /* a request id, not a pair */
+
+    co_pair *v;
+    size_t n;
+    for (int all = 0; all < 2; all++) {
+        assert_int_equal(co_store_pairs(f->st, all ? NULL : "w", 0, 0, &v, &n), 0);
+        assert_int_equal(n, 3); /* zz has no shadow */
+        assert_string_equal(v[0].served.x.pair_id, "r9");
+        assert_string_equal(v[0].shadow.x.request_id, "s9");
+        assert_string_equal(v[1].served.x.pair_id, "pn");
+        assert_true(v[1].shadow.x.latency_ms == 21);
+        assert_string_equal(v[2].served.x.pair_id, "pa");
+        assert_string_equal(v[2].shadow.x.request_id, "pa");
+        co_pairs_free(v, n);
+    }
+}
+
 static void test_record_all_or_nothing(void **state)
 {
     fixture *f = *state;
@@ -661,6 +724,37 @@ static void test_record_all_or_nothing(void **state)
     batch[0].workload = "chat";
     assert_int_equal(co_store_record(f->st, batch, 3), 0);
     assert_int_equal(count_all(f->st), 8);
+}
+
+/* Batches longer than one multi-row insert (SQLite writes 64 rows per
+ * statement): a bad row deep inside is still named, nothing is written, and
+ * copies inside one chunk and across chunks land once. */
+static void test_record_long_batch_faults(void **state)
+{
+    fixture *f = *state;
+    enum { N = 150 };
+    static co_exchange b[N];
+    static char ids[N][16];
+    for (int i = 0; i < N; i++) {
+        snprintf(ids[i], sizeof ids[i], "L%d", i);
+        b[i] = xch(ids[i], ids[i], 9000 + i, "chat", "incumbent", "served", i);
+    }
+    b[69].role = "bogus";
+    assert_int_equal(co_store_record(f->st, b, N), CO_EINVAL);
+    assert_non_null(strstr(co_error_last(), "exchange 70 of 150"));
+    assert_int_equal(count_all(f->st), 0);
+    b[69].role = "served";
+    b[140].latency_ms = -1; /* in the tail after the full chunks */
+    assert_int_equal(co_store_record(f->st, b, N), CO_EINVAL);
+    assert_non_null(strstr(co_error_last(), "exchange 141 of 150"));
+    assert_int_equal(count_all(f->st), 0);
+    b[140].latency_ms = 1;
+    b[10] = b[5];   /* a copy in the same chunk */
+    b[100] = b[7];  /* and one in a later chunk */
+    assert_int_equal(co_store_record(f->st, b, N), 0);
+    assert_int_equal(count_all(f->st), N - 2);
+    assert_int_equal(co_store_record(f->st, b, N), 0); /* sent again: nothing new */
+    assert_int_equal(count_all(f->st), N - 2);
 }
 
 /* A batch sent again (its commit reached the store, the acknowledgement did
@@ -1209,7 +1303,7 @@ static void test_migration_from_v1(void **state)
     co_store *st = NULL;
     assert_int_equal(co_store_open(&st, p), 0);
     assert_int_equal(co_store_schema_version(st, &v), 0);
-    assert_int_equal(v, 4);
+    assert_int_equal(v, 5);
     assert_int_equal(count_all(st), 5); /* v4 kept the first of each copy */
     co_pair pr;
     assert_int_equal(co_store_pair(st, "p1", &pr), 0);
@@ -1234,8 +1328,93 @@ static void test_migration_from_v1(void **state)
     assert_int_equal(count_all(st), 5);
     co_store_close(st);
 
-    assert_int_equal(co__store_open_at(&st, p, 5), CO_EINVAL);
+    assert_int_equal(co__store_open_at(&st, p, 6), CO_EINVAL);
     assert_null(st);
+}
+
+/* 1 when the index exists in the store at url (the test's back end). */
+static int index_exists(const fixture *f, const char *other, const char *url, const char *name)
+{
+    char q[256];
+    if (f->pg) {
+        snprintf(q, sizeof q,
+                 "SELECT count(*) FROM pg_indexes WHERE schemaname = current_schema()"
+                 " AND indexname = '%s'", name);
+        return pg_scalar(f, other, q) > 0;
+    }
+    sqlite3 *db;
+    sqlite3_stmt *st;
+    snprintf(q, sizeof q, "SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND name = '%s'",
+             name);
+    assert_int_equal(sqlite3_open(url + strlen("sqlite:"), &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, q, -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    int n = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return n > 0;
+}
+
+/* v4 -> v5: exchanges_pair gives way to exchanges_pair_other; pairs recorded
+ * before, gateway-style or with other pair ids, are found as before. */
+static void test_migration_from_v4(void **state)
+{
+    fixture *f = *state;
+    char p[600];
+    other_store_url(f, "v4", p, sizeof p);
+
+    co_store *old = NULL;
+    int v = 0;
+    assert_int_equal(co__store_open_at(&old, p, 4), 0);
+    assert_int_equal(co_store_schema_version(old, &v), 0);
+    assert_int_equal(v, 4);
+    record_traffic(old); /* pair ids p1.. beside request ids r1.. */
+    co_exchange gw[3] = {
+        xch("g1", "g1", 5000, "chat", "incumbent", "served", 50),
+        xch("g1", "g1", 5001, "chat", "candidate", "shadow", 51),
+        xch("g2", "g1", 5002, "chat", "candidate", "shadow", 52),
+    };
+    assert_int_equal(co_store_record(old, gw, 3), 0);
+    co_store_close(old);
+    assert_true(index_exists(f, "v4", p, "exchanges_pair"));
+    assert_false(index_exists(f, "v4", p, "exchanges_pair_other"));
+
+    co_store *st = NULL;
+    assert_int_equal(co_store_open(&st, p), 0);
+    assert_int_equal(co_store_schema_version(st, &v), 0);
+    assert_int_equal(v, 5);
+    assert_false(index_exists(f, "v4", p, "exchanges_pair"));
+    assert_true(index_exists(f, "v4", p, "exchanges_pair_other"));
+    assert_true(index_exists(f, "v4", p, "exchanges_request_role"));
+    assert_int_equal(count_all(st), 8);
+
+    co_pair pr;
+    assert_int_equal(co_store_pair(st, "p1", &pr), 0);
+    assert_string_equal(pr.served.x.request_id, "r1");
+    assert_string_equal(pr.shadow.x.output_text, "hi!");
+    co_pair_clear(&pr);
+    assert_int_equal(co_store_pair(st, "g1", &pr), 0);
+    assert_true(pr.served.x.latency_ms == 50);
+    assert_true(pr.shadow.x.latency_ms == 51);
+    co_pair_clear(&pr);
+    co_pair *v5;
+    size_t n;
+    assert_int_equal(co_store_pairs(st, "chat", 0, 0, &v5, &n), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(v5[0].served.x.pair_id, "g1");
+    assert_string_equal(v5[1].served.x.pair_id, "p1");
+    co_pairs_free(v5, n);
+
+    /* rows recorded after the migration land in the right index too */
+    co_exchange more[2] = {
+        xch("h1", "hp", 6000, "chat", "incumbent", "served", 60),
+        xch("h2", "hp", 6001, "chat", "candidate", "shadow", 61),
+    };
+    assert_int_equal(co_store_record(st, more, 2), 0);
+    assert_int_equal(co_store_pair(st, "hp", &pr), 0);
+    assert_string_equal(pr.shadow.x.request_id, "h2");
+    co_pair_clear(&pr);
+    co_store_close(st);
 }
 
 static void test_newer_schema_refused(void **state)
@@ -1251,7 +1430,7 @@ static void test_newer_schema_refused(void **state)
     assert_int_equal(co_store_open(&st, f->url), CO_ESCHEMA);
     assert_null(st);
     assert_non_null(strstr(co_error_last(), "99"));
-    assert_non_null(strstr(co_error_last(), "up to 4"));
+    assert_non_null(strstr(co_error_last(), "up to 5"));
     assert_int_equal(co__store_open_at(&st, f->url, 1), CO_ESCHEMA);
 }
 
@@ -1650,10 +1829,10 @@ static void test_concurrent_open_migrates_once(void **state)
     for (int i = 0; i < N; i++) {
         if (o[i].rc)
             fail_msg("opener %d: %s", i, o[i].err);
-        assert_int_equal(o[i].version, 4);
+        assert_int_equal(o[i].version, 5);
     }
     if (f->pg)
-        assert_int_equal(pg_scalar(f, "fresh", "SELECT count(*) FROM cutover_schema"), 4);
+        assert_int_equal(pg_scalar(f, "fresh", "SELECT count(*) FROM cutover_schema"), 5);
     co_store *st = NULL;
     assert_int_equal(co_store_open(&st, url), 0);
     record_traffic(st);
@@ -1747,6 +1926,7 @@ static void test_record_any_text(void **state)
     x.request_json = "{\"a\":\"tab\\there\"}\tnew\nline\r\\N back\\slash";
     x.output_text = "ok \xff\xfe end";
     x.user_key = "\\N";
+    x.model = "caf\xc3\xa9\tbar\\ \xe2\x82\xac\n"; /* escapes after non-ASCII text */
     x.finish_reason = "";
     x.latency_ms = 1.0 / 3.0;
     x.cost_usd = 1e-9;
@@ -1757,6 +1937,7 @@ static void test_record_any_text(void **state)
     assert_int_equal(l.n, 1);
     assert_string_equal(l.v[0].x.request_json, x.request_json);
     assert_string_equal(l.v[0].x.user_key, "\\N");
+    assert_string_equal(l.v[0].x.model, x.model);
     assert_string_equal(l.v[0].x.finish_reason, "");
     assert_true(l.v[0].x.latency_ms == 1.0 / 3.0); /* doubles round-trip exactly */
     assert_true(l.v[0].x.cost_usd == 1e-9);
@@ -1894,8 +2075,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_window_filters, setup, teardown),
         cmocka_unit_test_setup_teardown(test_window_summary_and_latencies, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pairs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pairs_other_ids, setup, teardown),
         cmocka_unit_test_setup_teardown(test_record_all_or_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_record_exactly_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_record_long_batch_faults, setup, teardown),
         cmocka_unit_test_setup_teardown(test_eval_runs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_baseline, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cache, setup, teardown),
@@ -1907,6 +2090,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_feedback_summary, setup, teardown),
         cmocka_unit_test_setup_teardown(test_evidence, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migration_from_v1, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migration_from_v4, setup, teardown),
         cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gateways_and_leases, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lease_is_a_lock, setup, teardown),

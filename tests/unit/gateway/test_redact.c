@@ -276,6 +276,46 @@ static void test_keys_always(void **state)
     co_redactor_free(NULL);
 }
 
+/* co_redact_len masks what co_redact masks, and copies nothing when
+ * nothing is masked (the recorder's path). Keys are found at the very start
+ * and end of the text, next to each other and inside longer words (not). */
+static void test_redact_len(void **state)
+{
+    (void)state;
+    co_redact_conf all = {.email = 1, .phone = 1, .card = 1};
+    co_redactor *r;
+    assert_int_equal(co_redactor_new(&r, &all), 0);
+    const char *cases[] = {
+        "plain prose, is this sk- or AIza? nothing to mask here, sir",
+        "sk-abcdefghijklmnopqrstuvw123",
+        "AIzaSyA1234567890abcdefghijklmnopqrstu",
+        "x sk-abcdefghijklmnopqrstuvw123 sk-abcdefghijklmnopqrstuvw456",
+        "AIzaSyA1234567890abcdefghijklmnopqrstusk-abcdefghijklmnopqrstuvw123",
+        "task-abcdefghijklmnopqrstuvw123 MAIzaSyA1234567890abcdefghijklmnopqrstu",
+        "mail ana@example.com or call +1 555 123 4567, card 4111 1111 1111 1111",
+        "",
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char *a = NULL, *b = NULL;
+        assert_int_equal(co_redact(r, cases[i], &a), 0);
+        assert_int_equal(co_redact_len(r, cases[i], strlen(cases[i]), &b), 0);
+        if (strcmp(a, cases[i]) == 0) {
+            assert_null(b); /* unchanged: no copy */
+        } else {
+            assert_non_null(b);
+            assert_string_equal(a, b);
+        }
+        free(a);
+        free(b);
+    }
+    char *o = (char *)1;
+    assert_int_equal(co_redact_len(r, "abc", 2, &o), CO_EINVAL); /* not the NUL */
+    assert_null(o);
+    assert_int_equal(co_redact_len(r, NULL, 0, &o), CO_EINVAL);
+    assert_int_equal(co_redact_len(r, "abc", 3, NULL), CO_EINVAL);
+    co_redactor_free(r);
+}
+
 static void test_json_stays_valid(void **state)
 {
     (void)state;
@@ -363,6 +403,7 @@ int main(void)
         cmocka_unit_test(test_user_patterns),
         cmocka_unit_test(test_invalid_patterns),
         cmocka_unit_test(test_keys_always),
+        cmocka_unit_test(test_redact_len),
         cmocka_unit_test(test_json_stays_valid),
         cmocka_unit_test(test_long_inputs),
     };
