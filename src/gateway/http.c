@@ -1552,7 +1552,7 @@ static char *head_finish(gw_conn *c, gw_hreq *q, int status, int chunked, uint64
     if (chunked == 1) {
         memcpy(tail + t, "Transfer-Encoding: chunked\r\n", 28);
         t += 28;
-    } else if (chunked == 0) {
+    } else if (chunked == 0 && status >= 200 && status != 204 && status != 304) {
         memcpy(tail + t, "Content-Length: ", 16);
         t += 16;
         t += utoa(tail + t, clen);
@@ -1631,13 +1631,16 @@ void gw_hreq_reply(gw_hreq *q, int status, const void *body, size_t len)
         return;
     }
     gw_conn *c = live(q);
+    if (status < 100 || status > 999)
+        status = 500;
     if (c) {
         size_t hl;
         char *hd = head_finish(c, q, status, 0, len, &hl);
         if (!hd) {
             conn_fail(c);
         } else {
-            struct iovec iov[2] = {{hd, hl}, {(void *)body, q->is_head ? 0 : len}};
+            int bodyless = q->is_head || status < 200 || status == 204 || status == 304;
+            struct iovec iov[2] = {{hd, hl}, {(void *)body, bodyless ? 0 : len}};
             conn_sendv(c, iov, iov[1].iov_len ? 2 : 1);
         }
         hb_reset(c);
