@@ -1518,12 +1518,17 @@ static int hb_put(gw_conn *c, const char *p, size_t n)
 
 int gw_hreq_add_header(gw_hreq *q, const char *name, const char *value)
 {
-    if (!name || !value || !*name || q->started || has_ctl(name) || has_ctl(value) || strchr(name, ':') ||
-        strchr(name, ' ') || strchr(name, '\t'))
+    if (!name || !value || !*name || q->started || has_ctl(value))
         return -1;
-    if (strcasecmp(name, "Content-Length") == 0 || strcasecmp(name, "Transfer-Encoding") == 0)
+    for (const char *p = name; *p; p++)
+        if (*p == '\r' || *p == '\n' || *p == ':' || *p == ' ' || *p == '\t')
+            return -1;
+    int first = name[0] | 0x20; /* only names starting with c or t can be the layer's own */
+    if (first == 't' && strcasecmp(name, "Transfer-Encoding") == 0)
         return -1;
-    if (strcasecmp(name, "Connection") == 0) {
+    if (first == 'c' && strcasecmp(name, "Content-Length") == 0)
+        return -1;
+    if (first == 'c' && strcasecmp(name, "Connection") == 0) {
         if (strcasestr(value, "close"))
             q->close = 1;
         return 0;
