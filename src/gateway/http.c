@@ -1523,12 +1523,17 @@ static int hb_put(gw_conn *c, const char *p, size_t n)
 
 int gw_hreq_add_header(gw_hreq *q, const char *name, const char *value)
 {
-    if (!name || !value || !*name || q->started || has_ctl(name) || has_ctl(value) || strchr(name, ':') ||
-        strchr(name, ' ') || strchr(name, '\t'))
+    if (!name || !value || !*name || q->started || has_ctl(value))
         return -1;
-    if (strcasecmp(name, "Content-Length") == 0 || strcasecmp(name, "Transfer-Encoding") == 0)
+    for (const char *p = name; *p; p++)
+        if (*p == '\r' || *p == '\n' || *p == ':' || *p == ' ' || *p == '\t')
+            return -1;
+    int first = name[0] | 0x20; /* only names starting with c or t can be the layer's own */
+    if (first == 't' && strcasecmp(name, "Transfer-Encoding") == 0)
         return -1;
-    if (strcasecmp(name, "Connection") == 0) {
+    if (first == 'c' && strcasecmp(name, "Content-Length") == 0)
+        return -1;
+    if (first == 'c' && strcasecmp(name, "Connection") == 0) {
         if (strcasestr(value, "close"))
             q->close = 1;
         return 0;
@@ -1557,7 +1562,7 @@ static char *head_finish(gw_conn *c, gw_hreq *q, int status, int chunked, uint64
     if (chunked == 1) {
         memcpy(tail + t, "Transfer-Encoding: chunked\r\n", 28);
         t += 28;
-    } else if (chunked == 0) {
+    } else if (chunked == 0 && status >= 200 && status != 204 && status != 304) {
         memcpy(tail + t, "Content-Length: ", 16);
         t += 16;
         t += utoa(tail + t, clen);
@@ -1636,13 +1641,16 @@ void gw_hreq_reply(gw_hreq *q, int status, const void *body, size_t len)
         return;
     }
     gw_conn *c = live(q);
+    if (status < 100 || status > 999)
+        status = 500;
     if (c) {
         size_t hl;
         char *hd = head_finish(c, q, status, 0, len, &hl);
         if (!hd) {
             conn_fail(c);
         } else {
-            struct iovec iov[2] = {{hd, hl}, {(void *)body, q->is_head ? 0 : len}};
+            int bodyless = q->is_head || status < 200 || status == 204 || status == 304;
+            struct iovec iov[2] = {{hd, hl}, {(void *)body, bodyless ? 0 : len}};
             conn_sendv(c, iov, iov[1].iov_len ? 2 : 1);
         }
         hb_reset(c);

@@ -56,7 +56,7 @@ typedef void (*gw_http_request_cb)(gw_hreq *q, void *arg);
 typedef void (*gw_http_error_cb)(void *arg, int status, const char *message, co_buf *extra_headers, co_buf *body);
 
 typedef struct gw_http_opts {
-    size_t max_head;           /* request line + header lines, bytes (0: 64 KiB) */
+    size_t max_head;           /* request line + header lines, bytes (0: 64 KiB; http-parser's own 80 KiB also applies) */
     size_t max_body;           /* de-chunked body bytes (0: 4 MiB) */
     /* From a request's first byte until its head is complete (an absolute
      * deadline: a client trickling bytes gains nothing), and between two
@@ -90,7 +90,9 @@ void gw_http_set_limits(gw_http *h, size_t max_head, size_t max_body, int64_t he
 
 /* Draining: closes the listening socket, closes every idle connection at
  * once, and has every other one close after its current reply (which then
- * says Connection: close). Requests in flight finish normally. */
+ * says Connection: close). Requests in flight finish normally; a connection
+ * whose request is only partly in (head or body still arriving) is closed at
+ * once, without a reply (the client may retry elsewhere). */
 void gw_http_stop(gw_http *h);
 
 /* Connections open (idle, reading or busy). */
@@ -103,7 +105,8 @@ size_t gw_http_conns(const gw_http *h);
 void gw_http_cork(gw_http *h);
 void gw_http_uncork(gw_http *h);
 
-/* Closes everything; requests in flight get their gone callback first. */
+/* Closes everything; requests in flight get their gone callback first.
+ * Not from inside one of h's own callbacks. */
 void gw_http_free(gw_http *h);
 
 /* ---- a request ---------------------------------------------------------- */

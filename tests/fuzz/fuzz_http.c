@@ -89,10 +89,10 @@ static void run(struct event_base *base, int fd, int rounds)
 static void feed(struct event_base *base, int fd, const uint8_t *p, size_t n)
 {
     while (n) {
-        ssize_t k = write(fd, p, n);
+        ssize_t k = send(fd, p, n, MSG_NOSIGNAL);
         if (k <= 0) {
             run(base, fd, 2);
-            k = write(fd, p, n);
+            k = send(fd, p, n, MSG_NOSIGNAL);
             if (k <= 0)
                 return; /* the server closed */
         }

@@ -157,6 +157,10 @@ static void on_request(gw_hreq *q, void *arg)
         gw_hreq_reply(q, 200, "corked", 6);
         return;
     }
+    if (strcmp(path, "/204") == 0) {
+        gw_hreq_reply(q, 204, "ignored", 7);
+        return;
+    }
     if (strcmp(path, "/close") == 0) {
         gw_hreq_add_header(q, "Connection", "close");
         gw_hreq_reply(q, 200, "bye", 3);
@@ -568,6 +572,14 @@ static void test_get_post(void **state)
     get_ok(c, "GET /?a=b HTTP/1.1\r\n\r\n", "M=GET P=/ V=1 A=[-] H= B=0:");
     get_ok(c, "DELETE /d HTTP/1.1\r\n\r\n", "M=DELETE P=/d V=1 A=[-] H= B=0:");
     get_ok(c, "OPTIONS * HTTP/1.1\r\n\r\n", "M=OPTIONS P=* V=1 A=[-] H= B=0:");
+
+    /* 204: neither Content-Length nor body */
+    cl_send(c, "GET /204 HTTP/1.1\r\n\r\n");
+    assert_int_equal(cl_read(c, &r, 0), 0);
+    assert_int_equal(r.status, 204);
+    assert_null(rh(&r, "content-length"));
+    assert_int_equal(r.body.len, 0);
+    resp_free(&r);
 
     cl_send(c, "GET /404 HTTP/1.1\r\n\r\n");
     assert_int_equal(cl_read(c, &r, 0), 0);
