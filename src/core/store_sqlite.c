@@ -860,11 +860,26 @@ int co__store_sqlite_open_at(co_store **out, const char *path, int max_version)
     if ((rc = sq_check_owner(s)))
         goto done;
 
+    /* A new store gets 16 KiB pages: a recorded exchange is a few KB of
+     * text, and the WAL takes two write calls per page, so fewer, larger
+     * pages cut the recorder's system calls (an existing store keeps its
+     * size: WAL mode fixes it). */
+    if (version == 0 && (rc = sq_exec(s, "PRAGMA page_size = 16384", "configuring the page size")))
+        goto done;
     if (strcmp(path, ":memory:") != 0) {
         sqlite3_stmt *st = NULL;
         src = sqlite3_prepare_v2(s->db, "PRAGMA journal_mode = WAL", -1, &st, NULL);
-        if (src == SQLITE_OK)
+        /* Openers racing on a new file: the switch can say busy without
+         * waiting in the busy handler (another one is creating the WAL). */
+        for (int waited_ms = 0; src == SQLITE_OK || src == SQLITE_ROW || (src & 0xff) == SQLITE_BUSY;
+             waited_ms += 10) {
             src = sqlite3_step(st);
+            if ((src & 0xff) != SQLITE_BUSY || waited_ms >= SQ_BUSY_TIMEOUT_MS)
+                break;
+            sqlite3_reset(st);
+            struct timespec ts = {0, 10 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+        }
         if (src != SQLITE_ROW) {
             rc = sq_fail(s, src, "store %s: switching to WAL", path);
         } else if (sqlite3_stricmp(col_text(st, 0) ? col_text(st, 0) : "", "wal") != 0) {

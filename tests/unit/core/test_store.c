@@ -266,6 +266,11 @@ static void test_open_urls(void **state)
     assert_int_equal(sqlite3_step(q), SQLITE_ROW);
     assert_string_equal((const char *)sqlite3_column_text(q, 0), "wal");
     sqlite3_finalize(q);
+    /* a new store has 16 KiB pages (fewer WAL writes per recorded exchange) */
+    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA page_size", -1, &q, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(q, 0), 16384);
+    sqlite3_finalize(q);
     sqlite3_close(db);
 
     /* a bare path and sqlite:///abs/path name files too */
