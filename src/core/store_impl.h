@@ -10,7 +10,7 @@
 
 /* The schema version this build writes. Every back end keeps the same
  * numbering so `cutover status` means the same thing on SQLite and Postgres. */
-#define CO__STORE_SCHEMA_LATEST 5
+#define CO__STORE_SCHEMA_LATEST 6
 
 /* Migration v4, portable SQL shared by the back ends: exactly-once
  * exchanges. A batch whose commit reached the server but whose

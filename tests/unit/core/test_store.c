@@ -238,7 +238,7 @@ static void test_open_urls(void **state)
     assert_string_equal(co_store_backend(f->st), f->pg ? "postgres" : "sqlite");
     assert_int_equal(co_store_schema_version(f->st, &v), 0);
     assert_int_equal(v, co_store_schema_latest());
-    assert_int_equal(co_store_schema_latest(), 5);
+    assert_int_equal(co_store_schema_latest(), 6);
 
     if (f->pg) {
         /* postgresql:// is the same thing; opening again migrates nothing */
@@ -247,9 +247,9 @@ static void test_open_urls(void **state)
         assert_int_equal(co_store_open(&st, url), 0);
         assert_string_equal(co_store_backend(st), "postgres");
         assert_int_equal(co_store_schema_version(st, &v), 0);
-        assert_int_equal(v, 5);
+        assert_int_equal(v, 6);
         co_store_close(st);
-        assert_int_equal(pg_scalar(f, NULL, "SELECT count(*) FROM cutover_schema"), 5);
+        assert_int_equal(pg_scalar(f, NULL, "SELECT count(*) FROM cutover_schema"), 6);
         return;
     }
 
@@ -271,6 +271,29 @@ static void test_open_urls(void **state)
     assert_int_equal(sqlite3_step(q), SQLITE_ROW);
     assert_int_equal(sqlite3_column_int(q, 0), 16384);
     sqlite3_finalize(q);
+    /* v6: the exchanges CHECKs are ORs (no IN list: no temporary table per
+     * insert), and still refuse what they refused */
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT sql FROM sqlite_master WHERE name = 'exchanges'", -1, &q, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+    const char *ddl = (const char *)sqlite3_column_text(q, 0);
+    assert_non_null(strstr(ddl, "role = 'served' OR role = 'shadow' OR role = 'fallback'"));
+    assert_non_null(strstr(ddl, "arm = 'incumbent' OR arm = 'candidate'"));
+    assert_non_null(strstr(ddl, "stream = 0 OR stream = 1"));
+    assert_null(strstr(ddl, " IN ("));
+    sqlite3_finalize(q);
+    static const char *const bad[] = {
+        "INSERT INTO exchanges (ts_ms, workload, arm, role, model) VALUES (1, 'w', 'incumbent', 'bogus', 'm')",
+        "INSERT INTO exchanges (ts_ms, workload, arm, role, model) VALUES (1, 'w', 'other', 'served', 'm')",
+        "INSERT INTO exchanges (ts_ms, workload, arm, role, model, stream) VALUES (1, 'w', 'incumbent', 'served', 'm', 2)",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_int_equal(sqlite3_exec(db, bad[i], NULL, NULL, NULL) & 0xff, SQLITE_CONSTRAINT);
+    assert_int_equal(sqlite3_exec(db,
+                                  "INSERT INTO exchanges (ts_ms, workload, arm, role, model) "
+                                  "VALUES (1, 'w', 'candidate', 'shadow', 'm')",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
     sqlite3_close(db);
 
     /* a bare path and sqlite:///abs/path name files too */
@@ -1308,7 +1331,7 @@ static void test_migration_from_v1(void **state)
     co_store *st = NULL;
     assert_int_equal(co_store_open(&st, p), 0);
     assert_int_equal(co_store_schema_version(st, &v), 0);
-    assert_int_equal(v, 5);
+    assert_int_equal(v, 6);
     assert_int_equal(count_all(st), 5); /* v4 kept the first of each copy */
     co_pair pr;
     assert_int_equal(co_store_pair(st, "p1", &pr), 0);
@@ -1333,7 +1356,7 @@ static void test_migration_from_v1(void **state)
     assert_int_equal(count_all(st), 5);
     co_store_close(st);
 
-    assert_int_equal(co__store_open_at(&st, p, 6), CO_EINVAL);
+    assert_int_equal(co__store_open_at(&st, p, 7), CO_EINVAL);
     assert_null(st);
 }
 
@@ -1387,7 +1410,7 @@ static void test_migration_from_v4(void **state)
     co_store *st = NULL;
     assert_int_equal(co_store_open(&st, p), 0);
     assert_int_equal(co_store_schema_version(st, &v), 0);
-    assert_int_equal(v, 5);
+    assert_int_equal(v, 6);
     assert_false(index_exists(f, "v4", p, "exchanges_pair"));
     assert_true(index_exists(f, "v4", p, "exchanges_pair_other"));
     assert_true(index_exists(f, "v4", p, "exchanges_request_role"));
@@ -1435,7 +1458,7 @@ static void test_newer_schema_refused(void **state)
     assert_int_equal(co_store_open(&st, f->url), CO_ESCHEMA);
     assert_null(st);
     assert_non_null(strstr(co_error_last(), "99"));
-    assert_non_null(strstr(co_error_last(), "up to 5"));
+    assert_non_null(strstr(co_error_last(), "up to 6"));
     assert_int_equal(co__store_open_at(&st, f->url, 1), CO_ESCHEMA);
 }
 
@@ -1834,10 +1857,10 @@ static void test_concurrent_open_migrates_once(void **state)
     for (int i = 0; i < N; i++) {
         if (o[i].rc)
             fail_msg("opener %d: %s", i, o[i].err);
-        assert_int_equal(o[i].version, 5);
+        assert_int_equal(o[i].version, 6);
     }
     if (f->pg)
-        assert_int_equal(pg_scalar(f, "fresh", "SELECT count(*) FROM cutover_schema"), 5);
+        assert_int_equal(pg_scalar(f, "fresh", "SELECT count(*) FROM cutover_schema"), 6);
     co_store *st = NULL;
     assert_int_equal(co_store_open(&st, url), 0);
     record_traffic(st);
