@@ -48,14 +48,29 @@ int co_buf_puts(co_buf *b, const char *s) { return co_buf_append(b, s, strlen(s)
 
 int co_buf_vprintf(co_buf *b, const char *fmt, va_list ap)
 {
+    /* formatted straight into the room there is: a second pass only when
+     * it did not fit (the common case formats once) */
+    size_t room = b->cap > b->len ? b->cap - b->len : 0;
     va_list cp;
     va_copy(cp, ap);
-    int n = vsnprintf(NULL, 0, fmt, cp);
+    int n = vsnprintf(room ? b->p + b->len : NULL, room, fmt, cp);
     va_end(cp);
-    if (n < 0)
+    if (n < 0) {
+        if (room)
+            b->p[b->len] = '\0';
         return co_error_set(CO_EINVAL, "bad format");
-    if ((size_t)n > b->max || b->len > b->max - (size_t)n)
+    }
+    if ((size_t)n > b->max || b->len > b->max - (size_t)n) {
+        if (room)
+            b->p[b->len] = '\0';
         return co_error_set(CO_ETOOBIG, "buffer limit of %zu bytes exceeded", b->max);
+    }
+    if ((size_t)n < room) {
+        b->len += (size_t)n;
+        return 0;
+    }
+    if (room)
+        b->p[b->len] = '\0'; /* as it was, should growing fail */
     int rc = grow(b, b->len + (size_t)n);
     if (rc)
         return rc;

@@ -1275,7 +1275,9 @@ static int call_event(void *ctx, const co_chat_event *ev)
 static void copy_header(char *dst, size_t n, const co_upstream_headers *h, const char *name)
 {
     const char *v = h ? co_upstream_header_get(h, name) : NULL;
-    snprintf(dst, n, "%s", v ? v : "");
+    size_t l = v ? strnlen(v, n - 1) : 0;
+    memcpy(dst, v ? v : "", l);
+    dst[l] = '\0';
 }
 
 static int call_on_status(co_upstream_xfer *x, void *ud, int status, const co_upstream_headers *h)
@@ -2168,12 +2170,13 @@ static int fp_value(fp_scan *s, int depth)
     return 0;
 }
 
-/* the value of key in object o (the last one, as jansson keeps), or 0 */
-static uint32_t fp_get(const fp_scan *s, uint32_t o, const char *key)
+/* the value of key in object o (the last one, as jansson keeps), or 0;
+ * fp_get takes a string literal and its length at compile time */
+#define fp_get(s, o, key) fp_getn((s), (o), "" key, sizeof(key) - 1)
+static uint32_t fp_getn(const fp_scan *s, uint32_t o, const char *key, size_t kl)
 {
     if (!o || s->t[o - 1].type != FP_OBJ)
         return 0;
-    size_t kl = strlen(key);
     uint32_t found = 0;
     for (uint32_t i = o; i < s->t[o - 1].next;) {
         const fp_tok *k = &s->t[i];
@@ -2187,10 +2190,10 @@ static uint32_t fp_get(const fp_scan *s, uint32_t o, const char *key)
 #define FP_T(s, h) (&(s)->t[(h) - 1])
 static int fp_is(const fp_scan *s, uint32_t h, int type) { return h && FP_T(s, h)->type == type; }
 static int fp_null(const fp_scan *s, uint32_t h) { return !h || FP_T(s, h)->type == FP_NULL; }
-static int fp_streq(const fp_scan *s, uint32_t h, const char *v)
+#define fp_streq(s, h, v) fp_streqn((s), (h), "" v, sizeof(v) - 1)
+static int fp_streqn(const fp_scan *s, uint32_t h, const char *v, size_t l)
 {
     const fp_tok *t = FP_T(s, h);
-    size_t l = strlen(v);
     return !t->esc && t->e - t->s == l && !memcmp(s->p + t->s, v, l);
 }
 /* a string without escapes copied out NUL-terminated; -1 when not sure */
