@@ -161,6 +161,28 @@ static void on_request(gw_hreq *q, void *arg)
         gw_hreq_reply(q, 204, "ignored", 7);
         return;
     }
+    if (strcmp(path, "/target") == 0) {
+        const char *t = gw_hreq_target(q);
+        gw_hreq_reply(q, 200, t, strlen(t));
+        return;
+    }
+    if (strcmp(path, "/sized") == 0) { /* promise 10 bytes, send 5, drop the connection */
+        gw_hreq_start_sized(q, 200, 10);
+        gw_hreq_chunk(q, "hello", 5);
+        gw_hreq_abort(q, 0);
+        return;
+    }
+    if (strcmp(path, "/sized-full") == 0) {
+        gw_hreq_start_sized(q, 200, 10);
+        gw_hreq_chunk(q, "hello", 5);
+        gw_hreq_chunk(q, "world", 5);
+        gw_hreq_end(q);
+        return;
+    }
+    if (strcmp(path, "/reset") == 0) {
+        gw_hreq_abort(q, 1);
+        return;
+    }
     if (strcmp(path, "/close") == 0) {
         gw_hreq_add_header(q, "Connection", "close");
         gw_hreq_reply(q, 200, "bye", 3);
@@ -228,14 +250,10 @@ static void srv_call(srv *s, void (*fn)(srv *, void *), void *arg)
 
 static int listen_socket(int *port)
 {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    if (bind(fd, (struct sockaddr *)&a, sizeof a) < 0 || listen(fd, 128) < 0) {
-        close(fd);
+    int fd = gw_http_listen((const struct sockaddr *)&a, (int)sizeof a, 0);
+    if (fd < 0)
         return -1;
-    }
     socklen_t l = sizeof a;
     getsockname(fd, (struct sockaddr *)&a, &l);
     *port = ntohs(a.sin_port);
@@ -1283,6 +1301,57 @@ static void test_random_pieces(void **state)
     srv_stop(s);
 }
 
+/* gw_hreq_target, Content-Length-framed streams and gw_hreq_abort: what
+ * cutover sim builds its faults from */
+static void test_target_sized_abort(void **state)
+{
+    (void)state;
+    srv *s = srv_start(NULL);
+    client *c = cl_new(s->port);
+    get_ok(c, "GET /target?key=k%20v&x=1 HTTP/1.1\r\n\r\n", "/target?key=k%20v&x=1");
+    resp r;
+    cl_send(c, "GET /sized-full HTTP/1.1\r\n\r\n");
+    assert_int_equal(cl_read(c, &r, 0), 0);
+    assert_string_equal(rh(&r, "content-length"), "10");
+    assert_null(rh(&r, "transfer-encoding"));
+    assert_string_equal(r.body.p, "helloworld");
+    resp_free(&r);
+    /* the connection went on: a cut one below */
+    cl_send(c, "GET /sized HTTP/1.1\r\n\r\n");
+    co_buf raw;
+    co_buf_init(&raw, CO_BUF_UNLIMITED);
+    for (;;) { /* everything until the server closes */
+        char b[4096];
+        ssize_t n = recv(c->fd, b, sizeof b, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        assert_true(n >= 0); /* a close, not the 5 s receive timeout */
+        if (n == 0)
+            break;
+        co_buf_append(&raw, b, (size_t)n);
+    }
+    assert_non_null(strstr(raw.p, "Content-Length: 10\r\n"));
+    const char *body = strstr(raw.p, "\r\n\r\n");
+    assert_non_null(body);
+    assert_string_equal(body + 4, "hello"); /* the bytes queued before the abort arrived */
+    co_buf_free(&raw);
+    cl_free(c);
+
+    /* a reset: no byte, the connection refused with RST */
+    c = cl_new(s->port);
+    cl_send(c, "GET /reset HTTP/1.1\r\n\r\n");
+    char b[16];
+    ssize_t n;
+    do
+        n = recv(c->fd, b, sizeof b, 0);
+    while (n < 0 && errno == EINTR);
+    assert_true(n < 0);
+    assert_int_equal(errno, ECONNRESET);
+    cl_free(c);
+    assert_true(wait_for(&s->nreq, 4));
+    srv_stop(s);
+}
+
 static void test_reason(void **state)
 {
     (void)state;
@@ -1290,6 +1359,7 @@ static void test_reason(void **state)
     assert_string_equal(gw_http_reason(404), "Not Found");
     assert_string_equal(gw_http_reason(431), "Request Header Fields Too Large");
     assert_string_equal(gw_http_reason(299), "Unknown");
+    assert_string_equal(gw_http_reason(529), "Site Overloaded");
 }
 
 int main(void)
@@ -1318,6 +1388,7 @@ int main(void)
         cmocka_unit_test(test_free_in_flight),
         cmocka_unit_test(test_add_header_refuses),
         cmocka_unit_test(test_random_pieces),
+        cmocka_unit_test(test_target_sized_abort),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
