@@ -20,6 +20,10 @@ int co_buf_append(co_buf *b, const void *data, size_t n);
 int co_buf_puts(co_buf *b, const char *s);
 int co_buf_printf(co_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int co_buf_vprintf(co_buf *b, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+/* Room for n more bytes without another allocation (a caller that knows
+ * the size it is about to append saves the doublings). CO_ETOOBIG past
+ * `max`, the buffer unchanged. */
+int co_buf_reserve(co_buf *b, size_t n);
 void co_buf_reset(co_buf *b);
 /* Hands the bytes to the caller (free() them) and resets the buffer. Never
  * NULL on success: an empty buffer yields "". */

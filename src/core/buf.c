@@ -46,6 +46,22 @@ int co_buf_append(co_buf *b, const void *data, size_t n)
 
 int co_buf_puts(co_buf *b, const char *s) { return co_buf_append(b, s, strlen(s)); }
 
+int co_buf_reserve(co_buf *b, size_t n)
+{
+    if (n > b->max || b->len > b->max - n)
+        return co_error_set(CO_ETOOBIG, "buffer limit of %zu bytes exceeded", b->max);
+    if (b->len + n + 1 <= b->cap)
+        return 0;
+    char *p = realloc(b->p, b->len + n + 1);
+    if (!p)
+        return co_error_set(CO_ENOMEM, "out of memory growing a buffer to %zu bytes", b->len + n + 1);
+    if (!b->p)
+        p[0] = '\0';
+    b->p = p;
+    b->cap = b->len + n + 1;
+    return 0;
+}
+
 int co_buf_vprintf(co_buf *b, const char *fmt, va_list ap)
 {
     /* formatted straight into the room there is: a second pass only when

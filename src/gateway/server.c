@@ -1471,7 +1471,10 @@ static int call_start(gw_req *r, int role, int arm, gw_call **out)
     *out = c;
     int rc;
     co_chat_strv dropped = {0};
-    if (c->fast && r->model_ve > r->model_vs && !json_needs_escape(m->conf->upstream)) {
+    /* the upstream body is about the client's size: one allocation, not doublings */
+    if (co_buf_reserve(&c->ubody, r->body_len + strlen(m->conf->upstream) + 64) < 0) {
+        rc = co_error_last_status();
+    } else if (c->fast && r->model_ve > r->model_vs && !json_needs_escape(m->conf->upstream)) {
         rc = splice_at(&c->ubody, r->body, r->body_len, r->model_vs, r->model_ve, m->conf->upstream);
     } else if (c->fast) {
         rc = splice_model(&c->ubody, r->body, r->body_len, m->conf->upstream);

@@ -1431,6 +1431,10 @@ static int h1_head(h1_conn *c, size_t end)
         }
         x->bstate = H1_CL;
         x->left = clen;
+        if (!x->cb.on_data && clen && co_buf_reserve(&x->body, (size_t)clen)) {
+            h1_fail(x, CO_UPSTREAM_EOTHER, "out of memory buffering the response");
+            return -1;
+        }
     } else {
         x->bstate = H1_EOF_BODY;
         x->conn_close = 1;

@@ -130,6 +130,31 @@ static void test_limit_length_overflow(void **state)
     co_buf_free(&b);
 }
 
+static void test_reserve(void **state)
+{
+    (void)state;
+    co_buf b;
+    co_buf_init(&b, 1000);
+    assert_int_equal(co_buf_reserve(&b, 600), 0);
+    assert_non_null(b.p);
+    assert_string_equal(b.p, ""); /* still an empty string */
+    assert_true(b.cap >= 601);
+    const char *p = b.p;
+    char blk[100];
+    memset(blk, 'a', sizeof blk);
+    for (int i = 0; i < 6; i++)
+        assert_int_equal(co_buf_append(&b, blk, sizeof blk), 0);
+    assert_ptr_equal(b.p, p); /* no allocation after the reserve */
+    assert_int_equal(b.len, 600);
+    assert_int_equal(co_buf_reserve(&b, 0), 0);
+    /* past max: refused, unchanged */
+    assert_int_equal(co_buf_reserve(&b, 401), CO_ETOOBIG);
+    assert_int_equal(b.len, 600);
+    assert_int_equal(b.p[600], '\0');
+    assert_int_equal(co_buf_reserve(&b, 400), 0);
+    co_buf_free(&b);
+}
+
 static void test_printf(void **state)
 {
     (void)state;
@@ -217,6 +242,7 @@ int main(void)
         cmocka_unit_test(test_empty),
         cmocka_unit_test(test_append_and_grow),
         cmocka_unit_test(test_limit),
+        cmocka_unit_test(test_reserve),
         cmocka_unit_test(test_printf),
         cmocka_unit_test(test_vprintf),
         cmocka_unit_test(test_detach),
