@@ -1608,13 +1608,14 @@ static void hb_reset(gw_conn *c)
     }
 }
 
-/* q is finished: freed; its connection goes on. */
-static void req_finish(gw_hreq *q)
+/* Frees q, finished by its handler; returns its connection when that is
+ * still open (NULL: orphaned or closed). */
+static gw_conn *req_release(gw_hreq *q)
 {
     if (q->orphan) {
         orphan_del(q->h, q);
         req_free(q);
-        return;
+        return NULL;
     }
     gw_conn *c = q->c;
     if (c && c->q == q) {
@@ -1622,7 +1623,14 @@ static void req_finish(gw_hreq *q)
         c->gone_pending = 0;
     }
     req_free(q);
-    if (c && !c->dead)
+    return c && !c->dead ? c : NULL;
+}
+
+/* q is finished: freed; its connection goes on. */
+static void req_finish(gw_hreq *q)
+{
+    gw_conn *c = req_release(q);
+    if (c)
         conn_next(c);
 }
 
@@ -1794,18 +1802,8 @@ void gw_hreq_start_sized(gw_hreq *q, int status, size_t len)
 
 void gw_hreq_abort(gw_hreq *q, int reset)
 {
-    if (q->orphan) {
-        orphan_del(q->h, q);
-        req_free(q);
-        return;
-    }
-    gw_conn *c = q->c;
-    if (c && c->q == q) {
-        c->q = NULL;
-        c->gone_pending = 0;
-    }
-    req_free(q);
-    if (!c || c->dead)
+    gw_conn *c = req_release(q);
+    if (!c)
         return;
     c->keep = 0;
     if (reset) {
