@@ -1013,7 +1013,11 @@ static void bind_exchange(sqlite3_stmt *ins, int base, const co_exchange *x)
 
 /* The multi-row insert of sq_x_rows[k] rows, prepared on first use (NULL
  * when this SQLite allows too few parameters: the caller takes a smaller
- * size). */
+ * size). OR ROLLBACK: a CHECK or NOT NULL the chunk breaks ends the whole
+ * transaction instead of the statement alone, so SQLite keeps no statement
+ * journal for it (a copy of every page the statement touches, which spills
+ * to a temporary file at 64 KiB: half the recorder's write calls).
+ * Duplicates are still skipped by ON CONFLICT DO NOTHING. */
 static int sq_x_multi(sq_store *s, int k, sqlite3_stmt **out)
 {
     *out = NULL;
@@ -1023,7 +1027,11 @@ static int sq_x_multi(sq_store *s, int k, sqlite3_stmt **out)
     if (!s->xins[k]) {
         co_buf b;
         co_buf_init(&b, CO_BUF_UNLIMITED);
-        int rc = co_buf_puts(&b, SQ_X_INSERT_HEAD " VALUES ");
+        int rc = co_buf_puts(&b, "INSERT OR ROLLBACK");
+        if (!rc)
+            rc = co_buf_puts(&b, SQ_X_INSERT_HEAD + sizeof "INSERT" - 1);
+        if (!rc)
+            rc = co_buf_puts(&b, " VALUES ");
         for (int r = 0; r < rows && !rc; r++)
             rc = co_buf_puts(&b, r ? ", (" SQ_X_ROW_PARAMS ")" : "(" SQ_X_ROW_PARAMS ")");
         if (!rc)
@@ -1107,16 +1115,22 @@ static int sq_record(co_store *st, const co_exchange *xs, size_t n)
                                  "was written",
                          i + 1, i + rows, n);
             sqlite3_reset(multi);
-            /* Still in the transaction: only the chunk was undone. The row
-             * by row retry names the row; should it pass, the chunk's
-             * error stands. */
-            if (!sqlite3_get_autocommit(s->db)) {
-                char saved[1024];
-                int status = co_error_last_status();
-                snprintf(saved, sizeof saved, "%s", co_error_last());
-                if ((rc = sq_record_rows(s, ins, xs, i, rows, n)) == 0)
-                    rc = co_error_set(status, "%s", saved);
-            }
+            /* Tried again row by row only to name the row at fault; should
+             * that pass, the chunk's error stands. A constraint the chunk
+             * broke rolled the whole transaction back (INSERT OR ROLLBACK,
+             * see sq_x_multi): the retry starts a new one from the batch's
+             * first row. Any other failure left the transaction and undid
+             * the chunk alone. Nothing is kept either way. */
+            char saved[1024];
+            int status = co_error_last_status();
+            snprintf(saved, sizeof saved, "%s", co_error_last());
+            size_t from = i;
+            if (sqlite3_get_autocommit(s->db))
+                from = sq_begin(s) == 0 ? 0 : n;
+            if (from < n && (rc = sq_record_rows(s, ins, xs, from, i + rows - from, n)) == 0)
+                rc = co_error_set(status, "%s", saved);
+            else if (from >= n)
+                rc = co_error_set(status, "%s", saved);
         }
         sqlite3_clear_bindings(multi);
     }
