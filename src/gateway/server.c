@@ -43,8 +43,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <fcntl.h>
-
 #include <event2/event.h>
 #include <event2/util.h>
 
