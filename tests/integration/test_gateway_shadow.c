@@ -157,6 +157,28 @@ static void sim_patch(gwf *f, const char *model, const char *json)
     co_test_http_free(&h);
 }
 
+/* The requests the sim has received for model (its /_sim/stats). */
+static long long sim_model_requests(gwf *f, const char *model)
+{
+    co_test_http h;
+    co_test_http_do(&h, "GET", gwf_sim_url(f, "/_sim/stats"), NULL, NULL, 5000);
+    json_t *j = h.status == 200 ? json_loadb(h.body, h.body_len, 0, NULL) : NULL;
+    long long n = json_integer_value(json_object_get(json_object_get(json_object_get(j, "models"), model), "requests"));
+    json_decref(j);
+    co_test_http_free(&h);
+    return n;
+}
+
+/* The shadow calls run on after the served answers: before the sim's next
+ * patch, wait until it has received them all, so that none of them meets
+ * the next phase's faults. Bounded: 10 s. */
+static void wait_sim_requests(gwf *f, const char *model, long long want)
+{
+    for (int i = 0; i < 1000 && sim_model_requests(f, model) < want; i++)
+        usleep(10000);
+    assert_true(sim_model_requests(f, model) >= want);
+}
+
 static void test_slow_and_failing_shadow(void **state)
 {
     NEED(state);
@@ -176,6 +198,7 @@ static void test_slow_and_failing_shadow(void **state)
     }
     assert_true(worst < 1.0); /* the shadow takes 2 s; the served answer never waits for it */
 
+    wait_sim_requests(f, "claude-slow", 6);
     sim_patch(f, "claude-slow", "{\"restore\":true,\"faults\":{\"error_500\":1}}");
     for (int i = 0; i < 4; i++) {
         co_test_http h;
@@ -186,6 +209,7 @@ static void test_slow_and_failing_shadow(void **state)
         free(t);
         co_test_http_free(&h);
     }
+    wait_sim_requests(f, "claude-slow", 10);
     sim_patch(f, "claude-slow", "{\"restore\":true,\"faults\":{\"reset\":1}}");
     co_test_http h;
     gwf_chat(f, &h, "slowshadow", 1, "shadow resets", NULL);
@@ -212,6 +236,8 @@ static void test_slow_and_failing_shadow(void **state)
             assert_int_equal(x->status, 500);
         } else if (!strcmp(x->error_class, "reset")) {
             reset++;
+        } else {
+            fail_msg("shadow %zu: unexpected error class %s (status %d)", i, x->error_class, x->status);
         }
     }
     assert_int_equal(slow, 6);
