@@ -1666,18 +1666,19 @@ void gw_hreq_reply(gw_hreq *q, int status, const void *body, size_t len)
     req_finish(q);
 }
 
-void gw_hreq_start(gw_hreq *q, int status)
+/* A streamed reply's head. framing: 1 chunked, 2 none (the end of the body
+ * is the end of the connection), 0 Content-Length clen. */
+static void reply_start(gw_hreq *q, int status, int framing, uint64_t clen)
 {
     if (q->started)
         return;
     q->started = 1;
+    q->chunked_out = framing == 1 && !q->is_head;
     gw_conn *c = live(q);
     if (!c)
         return;
-    q->chunked_out = q->minor == 1 && !q->is_head;
     size_t hl;
-    /* HTTP/1.0: no framing, the end of the body is the end of the connection */
-    char *hd = head_finish(c, q, status, q->minor == 1 ? 1 : 2, 0, &hl);
+    char *hd = head_finish(c, q, status, framing, clen, &hl);
     if (!hd) {
         hb_reset(c);
         conn_fail(c);
@@ -1687,6 +1688,12 @@ void gw_hreq_start(gw_hreq *q, int status)
     conn_sendv(c, &iov, 1);
     hb_reset(c);
     arm_drain(q);
+}
+
+void gw_hreq_start(gw_hreq *q, int status)
+{
+    /* HTTP/1.0 has no chunks: its body ends with the connection */
+    reply_start(q, status, q->minor == 1 ? 1 : 2, 0);
 }
 
 void gw_hreq_chunk(gw_hreq *q, const void *p, size_t n)
@@ -1780,24 +1787,7 @@ const char *gw_hreq_target(const gw_hreq *q)
 
 void gw_hreq_start_sized(gw_hreq *q, int status, size_t len)
 {
-    if (q->started)
-        return;
-    q->started = 1;
-    q->chunked_out = 0;
-    gw_conn *c = live(q);
-    if (!c)
-        return;
-    size_t hl;
-    char *hd = head_finish(c, q, status, 0, len, &hl);
-    if (!hd) {
-        hb_reset(c);
-        conn_fail(c);
-        return;
-    }
-    struct iovec iov = {hd, hl};
-    conn_sendv(c, &iov, 1);
-    hb_reset(c);
-    arm_drain(q);
+    reply_start(q, status, 0, len);
 }
 
 void gw_hreq_abort(gw_hreq *q, int reset)
