@@ -134,6 +134,7 @@ typedef struct co_limits_conf {
     int64_t max_upstream_body;
     int64_t header_timeout_ms;
     int64_t max_shadow_in_flight;   /* per worker; beyond it a shadow call is skipped and counted */
+    int64_t max_connections;        /* client connections per worker; 0: no limit */
 } co_limits_conf;
 
 typedef struct co_recorder_conf {

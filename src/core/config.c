@@ -298,7 +298,10 @@ static const co_opt limits_opts[] = {
     OPTN("max_upstream_body", CO_T_SIZE, F(co_limits_conf, max_upstream_body), 1024, 1073741824.0, "16MiB",
      "largest upstream response kept (streams included)"),
     OPTN("header_timeout", CO_T_DURATION, F(co_limits_conf, header_timeout_ms), 100, 600000, "10s",
-     "time a client has to send its request headers and body; also how long an idle keep-alive connection stays open"),
+     "time a client has from a request's first byte to its last header line (a deadline), and at most between two "
+     "reads of its body; also how long an idle keep-alive connection stays open"),
+    OPTN("max_connections", CO_T_INT, F(co_limits_conf, max_connections), 0, 10000000, "10000",
+     "client connections open at once per worker; a connection beyond it is closed as it is accepted (0: no limit)"),
     OPTN("max_shadow_in_flight", CO_T_INT, F(co_limits_conf, max_shadow_in_flight), 1, 1000000, "256",
          "shadow calls in flight per worker; beyond it a request is served without its shadow (counted)"),
     END,

@@ -1328,8 +1328,9 @@ fail:
 }
 
 void gw_http_set_limits(gw_http *h, size_t max_head, size_t max_body, int64_t header_timeout_ms,
-                        int64_t write_timeout_ms)
+                        int64_t write_timeout_ms, size_t max_conns)
 {
+    h->o.max_conns = max_conns;
     h->o.max_head = max_head;
     h->o.max_body = max_body;
     h->o.header_timeout_ms = header_timeout_ms;

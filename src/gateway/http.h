@@ -83,10 +83,11 @@ evutil_socket_t gw_http_listen(const struct sockaddr *sa, int salen, int reusepo
  * opts. NULL when out of memory (fd is then closed). */
 gw_http *gw_http_new(struct event_base *base, evutil_socket_t fd, const gw_http_opts *opts);
 
-/* New limits and timeouts for requests that start from now on (a reload);
- * on_request, on_error and arg are kept. */
+/* New limits and timeouts for requests that start from now on (a reload;
+ * max_conns for connections accepted from now on); on_request, on_error and
+ * arg are kept. */
 void gw_http_set_limits(gw_http *h, size_t max_head, size_t max_body, int64_t header_timeout_ms,
-                        int64_t write_timeout_ms);
+                        int64_t write_timeout_ms, size_t max_conns);
 
 /* Draining: closes the listening socket, closes every idle connection at
  * once, and has every other one close after its current reply (which then

@@ -2987,7 +2987,7 @@ static void worker_apply_gen(gw_worker *w, gw_gen *g)
     w->gen = g;
     if (w->http)
         gw_http_set_limits(w->http, GW_HEADERS_MAX, http_body_max(g->max_body), g->cfg->limits.header_timeout_ms,
-                           GW_CLIENT_WRITE_TIMEOUT_MS);
+                           GW_CLIENT_WRITE_TIMEOUT_MS, (size_t)g->cfg->limits.max_connections);
 }
 
 static void drain_check(evutil_socket_t fd, short what, void *arg);
@@ -3132,6 +3132,7 @@ static int worker_init(co_gateway *gw, gw_worker *w, int idx, const co_config *c
                        .max_body = http_body_max((size_t)cfg->limits.max_body),
                        .header_timeout_ms = cfg->limits.header_timeout_ms,
                        .write_timeout_ms = GW_CLIENT_WRITE_TIMEOUT_MS,
+                       .max_conns = (size_t)cfg->limits.max_connections,
                        .on_request = route_request,
                        .on_error = http_error,
                        .arg = w};

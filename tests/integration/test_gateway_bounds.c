@@ -62,10 +62,82 @@ static void test_shadow_in_flight_is_bounded(void **state)
     gwf_free(f);
 }
 
+static int gw_connect(gwf *f)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)f->gw.port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(fd >= 0);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    struct timeval tv = {5, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    return fd;
+}
+
+/* One request on fd: 1 when a 200 came back, 0 when the gateway closed the
+ * connection without a byte. */
+static int healthz(int fd)
+{
+    static const char req[] = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+    if (send(fd, req, sizeof req - 1, MSG_NOSIGNAL) != (ssize_t)(sizeof req - 1))
+        return 0;
+    char buf[1024];
+    ssize_t n;
+    do
+        n = recv(fd, buf, sizeof buf - 1, 0);
+    while (n < 0 && errno == EINTR);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    return strncmp(buf, "HTTP/1.1 200", 12) == 0;
+}
+
+/* limits.max_connections: a connection beyond the bound is closed as it is
+ * accepted; those already open keep being served; once one closes, a new
+ * one is taken again. */
+static void test_max_connections(void **state)
+{
+    (void)state;
+    gwf *f = gwf_new();
+    assert_non_null(f);
+    assert_int_equal(gwf_sim_start(f, SCENARIO), 0);
+    char cfg[2048];
+    snprintf(cfg, sizeof cfg, "%s", CONFIG);
+    char *lim = strstr(cfg, "limits: {max_shadow_in_flight: 2}");
+    assert_non_null(lim);
+    memcpy(lim, "limits: {max_connections: 2}      ", strlen("limits: {max_shadow_in_flight: 2}"));
+    assert_int_equal(gwf_config(f, cfg), 0);
+    assert_int_equal(gwf_gw_start(f, NULL, NULL), 0);
+
+    int a = gw_connect(f), b = gw_connect(f);
+    assert_int_equal(healthz(a), 1);
+    assert_int_equal(healthz(b), 1);
+    int c = gw_connect(f); /* the kernel accepts it; the gateway closes it */
+    assert_int_equal(healthz(c), 0);
+    close(c);
+    assert_int_equal(healthz(a), 1); /* the others are still served */
+    close(b);
+    /* b's close reaches the gateway asynchronously: a new connection is
+     * taken once it has (bounded wait) */
+    int ok = 0;
+    for (int i = 0; i < 200 && !ok; i++) {
+        int d = gw_connect(f);
+        ok = healthz(d);
+        close(d);
+        if (!ok)
+            usleep(10000);
+    }
+    assert_true(ok);
+    close(a);
+    assert_int_equal(gwf_gw_stop(f), 0);
+    gwf_free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_shadow_in_flight_is_bounded),
+        cmocka_unit_test(test_max_connections),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
