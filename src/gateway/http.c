@@ -140,6 +140,16 @@ static size_t utoa(char *dst, uint64_t v)
     return n;
 }
 
+/* A buffer grown past keep is given back (the next use allocates again). */
+static void shrink(char **p, size_t *cap, size_t keep)
+{
+    if (*cap > keep) {
+        free(*p);
+        *p = NULL;
+        *cap = 0;
+    }
+}
+
 static int grow(char **p, size_t *cap, size_t need)
 {
     if (need <= *cap)
@@ -295,11 +305,9 @@ static void defer(gw_conn *c, int what)
 /* Closes the socket at once; the memory goes from the deferred event. A
  * request the handler owns stays attached when its gone callback is due
  * (the deferred event runs it); without one it becomes an orphan. */
-static void conn_close(gw_conn *c)
+/* Marks c dead: no more events, the socket closed, no longer counted. */
+static void conn_shut(gw_conn *c)
 {
-    if (c->dead)
-        return;
-    gw_http *h = c->h;
     c->dead = 1;
     event_del(c->rev);
     event_del(c->wev);
@@ -309,7 +317,15 @@ static void conn_close(gw_conn *c)
         close(c->fd);
         c->fd = -1;
     }
-    h->nconns--;
+    c->h->nconns--;
+}
+
+static void conn_close(gw_conn *c)
+{
+    if (c->dead)
+        return;
+    gw_http *h = c->h;
+    conn_shut(c);
     gw_hreq *q = c->q;
     if (q) {
         if (!q->handler) {
@@ -328,16 +344,8 @@ static void conn_close(gw_conn *c)
 static void conn_free(gw_conn *c)
 {
     gw_http *h = c->h;
-    if (!c->dead) {
-        c->dead = 1;
-        event_del(c->rev);
-        event_del(c->wev);
-        event_del(c->tev);
-        flushq_del(c);
-        if (c->fd >= 0)
-            close(c->fd);
-        h->nconns--;
-    }
+    if (!c->dead)
+        conn_shut(c);
     event_del(c->dev);
     if (c->prev)
         c->prev->next = c->next;
@@ -459,11 +467,7 @@ static void conn_flush(gw_conn *c, int in_loop)
     }
     if (c->out_off == c->out_len) {
         c->out_off = c->out_len = 0;
-        if (c->out_cap > OUT_KEEP) {
-            free(c->out);
-            c->out = NULL;
-            c->out_cap = 0;
-        }
+        shrink(&c->out, &c->out_cap, OUT_KEEP);
         if (c->wev_on) {
             event_del(c->wev);
             c->wev_on = 0;
@@ -1125,11 +1129,7 @@ static void conn_next(gw_conn *c)
     c->state = S_IDLE;
     if (c->in_off == c->in_len) {
         c->in_off = c->in_len = 0;
-        if (c->in_cap > IN_KEEP_IDLE) {
-            free(c->in);
-            c->in = NULL;
-            c->in_cap = 0;
-        }
+        shrink(&c->in, &c->in_cap, IN_KEEP_IDLE);
     }
     if (c->rpaused) {
         event_add(c->rev, NULL);
@@ -1602,11 +1602,7 @@ static char *head_finish(gw_conn *c, gw_hreq *q, int status, int chunked, uint64
 static void hb_reset(gw_conn *c)
 {
     c->hb_len = 0;
-    if (c->hb_cap > HB_KEEP) {
-        free(c->hb);
-        c->hb = NULL;
-        c->hb_cap = 0;
-    }
+    shrink(&c->hb, &c->hb_cap, HB_KEEP);
 }
 
 /* Frees q, finished by its handler; returns its connection when that is
