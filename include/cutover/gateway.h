@@ -1,5 +1,5 @@
 /* The gateway (`cutover serve`): N worker threads, each with its own libevent
- * event_base, evhttp listener (SO_REUSEPORT on one address) and upstream
+ * event_base, HTTP/1.1 listener (gateway/http.h; SO_REUSEPORT on one address) and upstream
  * client; a shared router (route.h) whose table is swapped atomically on mode
  * changes; per-worker metrics (metrics.h); a recorder (recorder.h) writing
  * every served and shadow exchange to the store. One request lives on one

@@ -18,6 +18,11 @@ int64_t co_mono_us(void);
 #define CO_ID_LEN 33
 void co_id_new(char out[CO_ID_LEN]);
 
+/* The low `digits` hex digits (1..16, lowercase, zero-padded) of v into out;
+ * no NUL. For ids on hot paths, where snprintf("%016llx") costs a
+ * thousand instructions. */
+void co_hex_u64(char *out, uint64_t v, int digits);
+
 /* xxHash64 of bytes with a seed. */
 uint64_t co_hash64(const void *data, size_t len, uint64_t seed);
 /* Sticky bucket in [0, 10000): xxHash64 of (salt, key). */

@@ -30,6 +30,13 @@ int64_t co_mono_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+void co_hex_u64(char *out, uint64_t v, int digits)
+{
+    static const char hex[] = "0123456789abcdef";
+    for (int i = digits - 1; i >= 0; i--, v >>= 4)
+        out[i] = hex[v & 15];
+}
+
 void co_id_new(char out[CO_ID_LEN])
 {
     static const char hex[] = "0123456789abcdef";

@@ -450,11 +450,8 @@ static uint64_t splitmix64(uint64_t *x)
 
 static void worker_id(gw_worker *w, int64_t now_ms, char out[CO_ID_LEN])
 {
-    static const char hex[] = "0123456789abcdef";
-    uint64_t v[2] = {((uint64_t)now_ms << 16) | (splitmix64(&w->idseq) >> 48), splitmix64(&w->idseq)};
-    for (int k = 0; k < 2; k++)
-        for (int i = 0; i < 16; i++)
-            out[k * 16 + i] = hex[(v[k] >> (60 - 4 * i)) & 15];
+    co_hex_u64(out, ((uint64_t)now_ms << 16) | (splitmix64(&w->idseq) >> 48), 16);
+    co_hex_u64(out + 16, splitmix64(&w->idseq), 16);
     out[32] = '\0';
 }
 
@@ -496,6 +493,7 @@ static void cb_recorder(void *ud, co_metrics_sink *s, int what)
     }
     case 4: co_metrics_emit(s, NULL, (double)c.write_errors); break;
     case 5: co_metrics_emit(s, NULL, c.store_ok ? 1 : 0); break;
+    case 6: co_metrics_emit(s, NULL, (double)c.batches); break;
     default: break;
     }
 }
@@ -505,6 +503,7 @@ static void cb_rec_recorded(void *ud, co_metrics_sink *s) { cb_recorder(ud, s, 2
 static void cb_rec_dropped(void *ud, co_metrics_sink *s) { cb_recorder(ud, s, 3); }
 static void cb_rec_errors(void *ud, co_metrics_sink *s) { cb_recorder(ud, s, 4); }
 static void cb_rec_ok(void *ud, co_metrics_sink *s) { cb_recorder(ud, s, 5); }
+static void cb_rec_batches(void *ud, co_metrics_sink *s) { cb_recorder(ud, s, 6); }
 
 static void up_sum(co_gateway *gw, co_upstream_counters *sum)
 {
@@ -658,6 +657,7 @@ static int met_new(co_gateway *gw, const co_config *cfg, gw_met **out)
         {"cutover_recorder_queue_high_water", "highest recorder queue depth seen", CO_METRIC_GAUGE, cb_rec_hw},
         {"cutover_recorder_recorded_total", "exchanges written to the store", CO_METRIC_COUNTER, cb_rec_recorded},
         {"cutover_recorder_dropped_total", "exchanges not recorded, by reason", CO_METRIC_COUNTER, cb_rec_dropped},
+        {"cutover_recorder_batches_total", "store transactions that wrote exchanges", CO_METRIC_COUNTER, cb_rec_batches},
         {"cutover_recorder_write_errors_total", "failed store writes (each retried)", CO_METRIC_COUNTER, cb_rec_errors},
         {"cutover_recorder_store_ok", "1 while the store accepts writes", CO_METRIC_GAUGE, cb_rec_ok},
         {"cutover_upstream_in_flight", "upstream transfers in flight", CO_METRIC_GAUGE, cb_up_inflight},

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <xxhash.h>
 
+#include "cutover/util.h"
 #include "sim/sim_int.h"
 
 /* ---- output helpers ------------------------------------------------------ */
@@ -24,6 +25,20 @@ void co__sim_putn(co__sim_out *o, const char *s, size_t n)
 }
 
 void co__sim_put(co__sim_out *o, const char *s) { co__sim_putn(o, s, strlen(s)); }
+
+void co__sim_putll(co__sim_out *o, long long v)
+{
+    char d[24];
+    size_t k = sizeof d;
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    do {
+        d[--k] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        d[--k] = '-';
+    co__sim_putn(o, d + k, sizeof d - k);
+}
 
 void co__sim_printf(co__sim_out *o, const char *fmt, ...)
 {
@@ -43,9 +58,12 @@ void co__sim_jstr(co__sim_out *o, const char *s, size_t n)
     co__sim_putn(o, "\"", 1);
     size_t run = 0;
     for (size_t i = 0; i < n; i++) {
+        i = co_json_plain_end((const unsigned char *)s, i, n); /* plain ASCII runs, 16 bytes a step */
+        if (i >= n)
+            break;
         unsigned char ch = (unsigned char)s[i];
         if (ch >= 0x20 && ch != '"' && ch != '\\')
-            continue;
+            continue; /* non-ASCII: kept as it is */
         co__sim_putn(o, s + run, i - run);
         run = i + 1;
         switch (ch) {
@@ -465,10 +483,12 @@ int co__sim_answer_make(co__sim_core *c, const co__sim_model *m, const co__sim_k
     a->finish = CO__SIM_STOP;
     a->model = req->model;
     uint64_t r1 = co__sim_rng_next(g), r2 = co__sim_rng_next(g);
-    snprintf(a->id, sizeof a->id, "%016llx%08llx", (unsigned long long)r1,
-             (unsigned long long)(r2 >> 32));
-    snprintf(a->tool_id, sizeof a->tool_id, "%08llx%016llx", (unsigned long long)(r2 & 0xffffffffu),
-             (unsigned long long)(r1 ^ r2));
+    co_hex_u64(a->id, r1, 16);
+    co_hex_u64(a->id + 16, r2 >> 32, 8);
+    a->id[24] = '\0';
+    co_hex_u64(a->tool_id, r2 & 0xffffffffu, 8);
+    co_hex_u64(a->tool_id + 8, r1 ^ r2, 16);
+    a->tool_id[24] = '\0';
     double cpt = m->tokens.chars_per_token;
     a->chars_per_token = cpt;
     a->prompt_tokens = co__sim_tokens_of(req->prompt_chars, cpt);

@@ -878,8 +878,9 @@ void co__sim_handle(co__sim_core *c, const co__sim_http *in, co__sim_reply *r)
     co__sim_reply_reset(r);
     uint64_t n = ++c->reqno;
     uint64_t h = XXH64(&n, sizeof n, c->salt);
-    snprintf(r->id, sizeof r->id, "%016llx%08llx", (unsigned long long)h,
-             (unsigned long long)(XXH64(&h, sizeof h, n) >> 32));
+    co_hex_u64(r->id, h, 16);
+    co_hex_u64(r->id + 16, XXH64(&h, sizeof h, n) >> 32, 8);
+    r->id[24] = '\0';
     if (c->sh->record && strncmp(in->uri, "/_sim/", 6))
         record(c, in);
 
@@ -900,8 +901,8 @@ void co__sim_handle(co__sim_core *c, const co__sim_http *in, co__sim_reply *r)
     co__sim_req req;
     memset(&req, 0, sizeof req);
     const char *gmethod = NULL;
-    char what[300];
-    snprintf(what, sizeof what, "%s %.250s", in->method, path);
+    char what[300]; /* "METHOD /path" for an error, formatted only then */
+#define WHAT() (snprintf(what, sizeof what, "%s %.250s", in->method, path), what)
 
     if (!strncmp(path, "/_sim/", 6)) {
         hooks(c, in, path, query, r);
@@ -913,21 +914,21 @@ void co__sim_handle(co__sim_core *c, const co__sim_http *in, co__sim_reply *r)
         if (post)
             mi = generate(c, &co__sim_openai, in, query, &req, r);
         else
-            co__sim_openai.error(r, CO__SIM_E_METHOD, what);
+            co__sim_openai.error(r, CO__SIM_E_METHOD, WHAT());
     } else if (!strcmp(path, "/v1/messages")) {
         req.proto = CO__SIM_ANTHROPIC;
         if (post)
             mi = generate(c, &co__sim_anthropic, in, query, &req, r);
         else
-            co__sim_anthropic.error(r, CO__SIM_E_METHOD, what);
+            co__sim_anthropic.error(r, CO__SIM_E_METHOD, WHAT());
     } else if (gemini_path(c, path, &gmethod)) {
         req.proto = CO__SIM_GEMINI;
         req.model = c->model_buf;
         int is_gen = !strcmp(gmethod, "generateContent"), is_stream = !strcmp(gmethod, "streamGenerateContent");
         if (!is_gen && !is_stream) {
-            co__sim_gemini.error(r, CO__SIM_E_ROUTE, what);
+            co__sim_gemini.error(r, CO__SIM_E_ROUTE, WHAT());
         } else if (!post) {
-            co__sim_gemini.error(r, CO__SIM_E_METHOD, what);
+            co__sim_gemini.error(r, CO__SIM_E_METHOD, WHAT());
         } else {
             char alt[16];
             req.stream = is_stream;
@@ -950,7 +951,8 @@ void co__sim_handle(co__sim_core *c, const co__sim_http *in, co__sim_reply *r)
         if (!auth(c, &co__sim_gemini, in, query, r))
             co__sim_gemini_models(c, r, one && *one ? one : NULL);
     } else {
-        co__sim_openai.error(r, CO__SIM_E_ROUTE, what);
+        co__sim_openai.error(r, CO__SIM_E_ROUTE, WHAT());
     }
+#undef WHAT
     count(c, mi, r);
 }

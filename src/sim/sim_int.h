@@ -321,6 +321,8 @@ typedef struct co__sim_out {
 
 void co__sim_put(co__sim_out *o, const char *s);
 void co__sim_putn(co__sim_out *o, const char *s, size_t n);
+/* A decimal integer, without printf (rendering runs once per simulated reply). */
+void co__sim_putll(co__sim_out *o, long long v);
 void co__sim_printf(co__sim_out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* A JSON string literal (quoted, escaped). */
 void co__sim_jstr(co__sim_out *o, const char *s, size_t n);

@@ -169,6 +169,17 @@ static int int_param(co__sim_reply *r, json_t *root, const char *name, int64_t *
     return 0;
 }
 
+/* The parameter path of an error (messages[3].role, tools[0].type), formatted only when
+ * there is an error to name: a valid request never pays for it. */
+__attribute__((format(printf, 3, 4))) static const char *msg_path(char *p, size_t n, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(p, n, fmt, ap);
+    va_end(ap);
+    return p;
+}
+
 static int oa_tools(co__sim_reply *r, json_t *root, co__sim_req *req)
 {
     json_t *tools = json_object_get(root, "tools");
@@ -180,9 +191,8 @@ static int oa_tools(co__sim_reply *r, json_t *root, co__sim_req *req)
         size_t i;
         json_t *t;
         json_array_foreach(tools, i, t) {
-            snprintf(p, sizeof p, "tools[%zu]", i);
             if (!json_is_object(t))
-                return bad_type(r, p, "an object", t);
+                return bad_type(r, msg_path(p, sizeof p, "tools[%zu]", i), "an object", t);
             json_t *type = json_object_get(t, "type");
             if (!type) {
                 snprintf(p, sizeof p, "tools[%zu].type", i);
@@ -289,39 +299,35 @@ static int oa_parse(co__sim_core *c, const co__sim_http *in, json_t *root, co__s
     json_t *m;
     int open_calls = 0; /* a tool message must answer an assistant's tool_calls */
     json_array_foreach(msgs, i, m) {
-        snprintf(p, sizeof p, "messages[%zu]", i);
         if (!json_is_object(m))
-            return bad_type(r, p, "an object", m);
+            return bad_type(r, msg_path(p, sizeof p, "messages[%zu]", i), "an object", m);
         json_t *role = json_object_get(m, "role");
-        snprintf(p, sizeof p, "messages[%zu].role", i);
         if (!role)
-            return missing(r, p);
+            return missing(r, msg_path(p, sizeof p, "messages[%zu].role", i));
         if (!json_is_string(role))
-            return bad_type(r, p, "a string", role);
+            return bad_type(r, msg_path(p, sizeof p, "messages[%zu].role", i), "a string", role);
         const char *rs = json_string_value(role);
         int is_user = !strcmp(rs, "user"), is_sys = !strcmp(rs, "system") || !strcmp(rs, "developer");
         int is_asst = !strcmp(rs, "assistant"), is_tool = !strcmp(rs, "tool");
         if (!is_user && !is_sys && !is_asst && !is_tool && strcmp(rs, "function")) {
-            oa_errf(r, 400, "invalid_value", p,
+            oa_errf(r, 400, "invalid_value", msg_path(p, sizeof p, "messages[%zu].role", i),
                     "Invalid value: '%.100s'. Supported values are: 'system', 'assistant', 'user', "
                     "'function', 'tool', and 'developer'.",
                     rs);
             return -1;
         }
         json_t *content = json_object_get(m, "content");
-        snprintf(p, sizeof p, "messages[%zu].content", i);
         if (!content && !is_asst)
-            return missing(r, p);
+            return missing(r, msg_path(p, sizeof p, "messages[%zu].content", i));
         if (content && !json_is_string(content) && !json_is_array(content) &&
             !(is_asst && json_is_null(content)))
-            return bad_type(r, p, "one of a string or array of objects", content);
+            return bad_type(r, msg_path(p, sizeof p, "messages[%zu].content", i),
+                            "one of a string or array of objects", content);
         if (is_tool) {
-            snprintf(p, sizeof p, "messages[%zu].tool_call_id", i);
             if (!json_object_get(m, "tool_call_id"))
-                return missing(r, p);
+                return missing(r, msg_path(p, sizeof p, "messages[%zu].tool_call_id", i));
             if (!open_calls) {
-                snprintf(p, sizeof p, "messages.[%zu].role", i);
-                oa_errf(r, 400, NULL, p,
+                oa_errf(r, 400, NULL, msg_path(p, sizeof p, "messages.[%zu].role", i),
                         "Invalid parameter: messages with role 'tool' must be a response to a "
                         "preceeding message with 'tool_calls'.");
                 return -1;
@@ -404,19 +410,26 @@ static const char *oa_finish(int f)
 
 static void oa_usage(co__sim_out *o, const co__sim_answer *a)
 {
-    co__sim_printf(o,
-               "{\"prompt_tokens\":%lld,\"completion_tokens\":%lld,\"total_tokens\":%lld,"
-               "\"prompt_tokens_details\":{\"cached_tokens\":%lld,\"audio_tokens\":0},"
-               "\"completion_tokens_details\":{\"reasoning_tokens\":0,\"audio_tokens\":0,"
-               "\"accepted_prediction_tokens\":0,\"rejected_prediction_tokens\":0}}",
-               (long long)a->prompt_tokens, (long long)a->completion_tokens,
-               (long long)(a->prompt_tokens + a->completion_tokens), (long long)a->cached_tokens);
+    co__sim_put(o, "{\"prompt_tokens\":");
+    co__sim_putll(o, a->prompt_tokens);
+    co__sim_put(o, ",\"completion_tokens\":");
+    co__sim_putll(o, a->completion_tokens);
+    co__sim_put(o, ",\"total_tokens\":");
+    co__sim_putll(o, a->prompt_tokens + a->completion_tokens);
+    co__sim_put(o, ",\"prompt_tokens_details\":{\"cached_tokens\":");
+    co__sim_putll(o, a->cached_tokens);
+    co__sim_put(o, ",\"audio_tokens\":0},"
+                   "\"completion_tokens_details\":{\"reasoning_tokens\":0,\"audio_tokens\":0,"
+                   "\"accepted_prediction_tokens\":0,\"rejected_prediction_tokens\":0}}");
 }
 
 static void chunk_head(co__sim_out *o, const co__sim_answer *a)
 {
-    co__sim_printf(o, "data: {\"id\":\"chatcmpl-%s\",\"object\":\"chat.completion.chunk\",\"created\":%lld,\"model\":",
-               a->id, (long long)a->created);
+    co__sim_put(o, "data: {\"id\":\"chatcmpl-");
+    co__sim_put(o, a->id);
+    co__sim_put(o, "\",\"object\":\"chat.completion.chunk\",\"created\":");
+    co__sim_putll(o, a->created);
+    co__sim_put(o, ",\"model\":");
     co__sim_jstrz(o, a->model);
     co__sim_put(o, ",\"service_tier\":\"default\",\"system_fingerprint\":\"" OA_FINGERPRINT "\",\"choices\":");
 }
@@ -435,8 +448,11 @@ static int oa_render(co__sim_core *c, const co__sim_req *req, const co__sim_answ
     r->status = 200;
     if (!req->stream) {
         r->ctype = "application/json";
-        co__sim_printf(&o, "{\"id\":\"chatcmpl-%s\",\"object\":\"chat.completion\",\"created\":%lld,\"model\":",
-                   a->id, (long long)a->created);
+        co__sim_put(&o, "{\"id\":\"chatcmpl-");
+        co__sim_put(&o, a->id);
+        co__sim_put(&o, "\",\"object\":\"chat.completion\",\"created\":");
+        co__sim_putll(&o, a->created);
+        co__sim_put(&o, ",\"model\":");
         co__sim_jstrz(&o, a->model);
         co__sim_put(&o, ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":");
         if (a->tool) {
@@ -449,8 +465,9 @@ static int oa_render(co__sim_core *c, const co__sim_req *req, const co__sim_answ
         } else {
             co__sim_jstr(&o, t, tn);
         }
-        co__sim_printf(&o, ",\"refusal\":null,\"annotations\":[]},\"logprobs\":null,\"finish_reason\":\"%s\"}],\"usage\":",
-                   oa_finish(a->finish));
+        co__sim_put(&o, ",\"refusal\":null,\"annotations\":[]},\"logprobs\":null,\"finish_reason\":\"");
+        co__sim_put(&o, oa_finish(a->finish));
+        co__sim_put(&o, "\"}],\"usage\":");
         oa_usage(&o, a);
         co__sim_put(&o, ",\"service_tier\":\"default\",\"system_fingerprint\":\"" OA_FINGERPRINT "\"}\n");
         return o.err;

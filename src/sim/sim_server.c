@@ -242,8 +242,10 @@ static void set_headers(gw_hreq *req, const co__sim_reply *r)
 {
     gw_hreq_add_header(req, "Content-Type", r->ctype ? r->ctype : "application/json");
     if (r->id_header && r->id[0]) {
-        char id[64];
-        snprintf(id, sizeof id, "req_%s", r->id);
+        char id[64] = "req_";
+        size_t n = strnlen(r->id, sizeof r->id); /* NUL-terminated: a 24-digit hex id */
+        memcpy(id + 4, r->id, n);
+        id[4 + n] = '\0';
         gw_hreq_add_header(req, r->id_header, id);
     }
     if (r->retry_after_ms > 0) {

@@ -342,6 +342,22 @@ static void test_id_new(void **state)
     free(ids);
 }
 
+static void test_hex_u64(void **state)
+{
+    (void)state;
+    const uint64_t vals[] = {0, 1, 0xabcdef, UINT64_C(0x0123456789abcdef), UINT64_MAX};
+    for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++) {
+        for (int digits = 1; digits <= 16; digits++) {
+            char want[24], got[24];
+            snprintf(want, sizeof want, "%016llx", (unsigned long long)vals[i]);
+            memset(got, 'X', sizeof got);
+            co_hex_u64(got, vals[i], digits);
+            assert_memory_equal(got, want + 16 - digits, (size_t)digits); /* the low digits */
+            assert_int_equal(got[digits], 'X');                        /* nothing past them */
+        }
+    }
+}
+
 static void test_hash64(void **state)
 {
     (void)state;
@@ -656,6 +672,7 @@ int main(void)
         cmocka_unit_test(test_id_new),
         cmocka_unit_test(test_utf8_bad_offset),
         cmocka_unit_test(test_json_plain_end),
+        cmocka_unit_test(test_hex_u64),
         cmocka_unit_test(test_hash64),
         cmocka_unit_test(test_bucket),
         cmocka_unit_test(test_clocks),

@@ -1,6 +1,8 @@
 /* Unit tests of the sim core: deterministic faults and latency, the test
  * hooks (/_sim/stats, /_sim/requests with redaction, /_sim/models patches)
  * and the reply plan the server executes (timeout, reset, truncate). */
+#include <limits.h>
+
 #include "sim_fixture.h"
 
 static const char *SCENARIO =
@@ -42,6 +44,47 @@ static void statuses(const char *scenario, char out[101])
         out[i] = ask(f, "flaky", 0)->status == 500 ? 'x' : '.';
     out[100] = '\0';
     fx_free(f);
+}
+
+/* The renderers' writers: integers without printf, JSON strings whose plain
+ * runs are skipped 16 bytes at a time (escapes at every position of a run,
+ * non-ASCII kept as it is). */
+static void test_out_writers(void **state)
+{
+    (void)state;
+    co_buf b;
+    co_buf_init(&b, CO_BUF_UNLIMITED);
+    co__sim_out o = {&b, 0};
+    const long long vals[] = {0, 7, -7, 10, 1234567890123LL, LLONG_MAX, LLONG_MIN};
+    for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++) {
+        char want[32];
+        snprintf(want, sizeof want, "%lld", vals[i]);
+        co_buf_reset(&b);
+        co__sim_putll(&o, vals[i]);
+        assert_int_equal(o.err, 0);
+        assert_int_equal(b.len, strlen(want));
+        assert_memory_equal(b.p, want, b.len);
+    }
+    for (size_t at = 0; at < 40; at++) {
+        char in[48], want[128];
+        memset(in, 'a', sizeof in);
+        in[at] = at % 3 == 0 ? '"' : at % 3 == 1 ? '\n' : '\x01';
+        in[41] = '\xc3', in[42] = '\xa9'; /* é, unescaped */
+        size_t w = 0;
+        want[w++] = '"';
+        for (size_t i = 0; i < 44; i++) {
+            if (in[i] == '"') w += (size_t)sprintf(want + w, "\\\"");
+            else if (in[i] == '\n') w += (size_t)sprintf(want + w, "\\n");
+            else if (in[i] == '\x01') w += (size_t)sprintf(want + w, "\\u0001");
+            else want[w++] = in[i];
+        }
+        want[w++] = '"';
+        co_buf_reset(&b);
+        co__sim_jstr(&o, in, 44);
+        assert_int_equal(b.len, w);
+        assert_memory_equal(b.p, want, w);
+    }
+    co_buf_free(&b);
 }
 
 static void test_fault_determinism(void **state)
@@ -256,6 +299,7 @@ static void test_patch_across_cores(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_out_writers),
         cmocka_unit_test(test_fault_determinism),
         cmocka_unit_test_setup_teardown(test_latency, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fault_plans, setup, teardown),
