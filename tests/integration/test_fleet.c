@@ -793,7 +793,7 @@ static void test_controller_takeover(void **state)
 /* ---- 3. PostgreSQL restarts under traffic --------------------------------------------- */
 
 typedef struct rec_counters {
-    double recorded, dropped, depth, errors, store_ok;
+    double recorded, dropped, depth, errors, store_ok, batches;
 } rec_counters;
 
 static void rec_read(const replica *r, rec_counters *c)
@@ -804,6 +804,7 @@ static void rec_read(const replica *r, rec_counters *c)
     c->depth = metric(m, "cutover_recorder_queue_depth");
     c->errors = metric(m, "cutover_recorder_write_errors_total");
     c->store_ok = metric(m, "cutover_recorder_store_ok");
+    c->batches = metric(m, "cutover_recorder_batches_total");
     free(m);
 }
 
@@ -897,8 +898,10 @@ static void test_database_restart_under_traffic(void **state)
         recorded += c[i].recorded;
         dropped += c[i].dropped;
         errors += c[i].errors;
-        printf("database: replica %d answered %ld, recorded %.0f, dropped %.0f, write errors %.0f\n", i + 1, T.ok[i],
-               c[i].recorded, c[i].dropped, c[i].errors);
+        printf("database: replica %d answered %ld, recorded %.0f in %.0f batches, dropped %.0f, write errors %.0f\n",
+               i + 1, T.ok[i], c[i].recorded, c[i].batches, c[i].dropped, c[i].errors);
+        /* every written record went in some transaction; a batch holds one at least */
+        assert_true(c[i].recorded == 0 || (c[i].batches >= 1 && c[i].batches <= c[i].recorded));
     }
     printf("database: %zu acknowledged, %ld rows (%ld duplicates), %ld missing, %.0f dropped by the recorders, "
            "%.0f failed writes retried\n",
