@@ -20,6 +20,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stdatomic.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdbool.h>
@@ -1257,6 +1258,12 @@ static gw_conn *conn_new(gw_http *h, evutil_socket_t fd)
 
 /* ---- accepting ---------------------------------------------------------- */
 
+static void count(_Atomic uint64_t *c)
+{
+    if (c)
+        atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
+}
+
 static void accept_retry_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -1280,11 +1287,13 @@ static void accept_cb(evutil_socket_t lfd, short what, void *arg)
                 struct timeval tv = {0, 100000};
                 event_del(h->lev);
                 event_add(h->retry, &tv);
+                count(h->o.accept_paused);
             }
             return;
         }
         if (h->o.max_conns && h->nconns >= h->o.max_conns) {
             close(fd);
+            count(h->o.refused_at_limit);
             continue;
         }
         int one = 1;

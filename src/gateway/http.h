@@ -68,6 +68,12 @@ typedef struct gw_http_opts {
      * long without the socket taking a byte (0: 60 s). */
     int64_t write_timeout_ms;
     size_t max_conns;          /* connections open at once; past it new ones are closed at accept (0: no limit) */
+    /* Counters owned by the caller and read from any thread; each may be
+     * NULL. accept_paused: times accepting stopped for 100 ms because the
+     * process ran out of descriptors (EMFILE, ENFILE) or memory;
+     * refused_at_limit: connections closed as they were accepted because
+     * max_conns were open. */
+    _Atomic uint64_t *accept_paused, *refused_at_limit;
     gw_http_request_cb on_request;
     gw_http_error_cb on_error;
     void *arg;                 /* passed to both */

@@ -34,6 +34,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -228,6 +229,7 @@ struct gw_worker {
     uint64_t warn_quiet;
     size_t shadow_inflight;           /* bounded by limits.max_shadow_in_flight */
     _Atomic uint64_t shadow_skipped;  /* shadows not started because of that bound */
+    _Atomic uint64_t accept_paused, conns_refused; /* the HTTP server's (gw_http_opts) */
 };
 
 struct co_gateway {
@@ -580,14 +582,16 @@ static void cb_modes(void *ud, co_metrics_sink *s, int pct)
     }
     co_route_table_release(t);
 }
-static void cb_shadow_skipped(void *ud, co_metrics_sink *s)
+static void cb_worker_sum(co_gateway *gw, co_metrics_sink *s, size_t off)
 {
-    co_gateway *gw = ud;
     uint64_t n = 0;
     for (int k = 0; k < gw->nworkers; k++)
-        n += atomic_load_explicit(&gw->w[k].shadow_skipped, memory_order_relaxed);
+        n += atomic_load_explicit((_Atomic uint64_t *)((char *)&gw->w[k] + off), memory_order_relaxed);
     co_metrics_emit(s, NULL, (double)n);
 }
+static void cb_shadow_skipped(void *ud, co_metrics_sink *s) { cb_worker_sum(ud, s, offsetof(gw_worker, shadow_skipped)); }
+static void cb_accept_paused(void *ud, co_metrics_sink *s) { cb_worker_sum(ud, s, offsetof(gw_worker, accept_paused)); }
+static void cb_conns_refused(void *ud, co_metrics_sink *s) { cb_worker_sum(ud, s, offsetof(gw_worker, conns_refused)); }
 static void cb_feedback(void *ud, co_metrics_sink *s)
 {
     co_gateway *gw = ud;
@@ -672,6 +676,12 @@ static int met_new(co_gateway *gw, const co_config *cfg, gw_met **out)
         {"cutover_workload_mode", "1 for the mode each workload runs", CO_METRIC_GAUGE, cb_mode},
         {"cutover_shadow_skipped_total", "shadow calls not made because limits.max_shadow_in_flight was reached",
          CO_METRIC_COUNTER, cb_shadow_skipped},
+        {"cutover_accept_paused_total",
+         "times a worker stopped accepting connections for 100 ms: the process was out of file descriptors or memory",
+         CO_METRIC_COUNTER, cb_accept_paused},
+        {"cutover_connections_refused_total",
+         "client connections closed as they were accepted because limits.max_connections were open",
+         CO_METRIC_COUNTER, cb_conns_refused},
         {"cutover_workload_candidate_percent", "share of users the candidate serves", CO_METRIC_GAUGE, cb_percent},
         {"cutover_feedback_total", "user feedback stored (POST /v1/feedback), by score", CO_METRIC_COUNTER,
          cb_feedback},
@@ -3133,6 +3143,8 @@ static int worker_init(co_gateway *gw, gw_worker *w, int idx, const co_config *c
                        .header_timeout_ms = cfg->limits.header_timeout_ms,
                        .write_timeout_ms = GW_CLIENT_WRITE_TIMEOUT_MS,
                        .max_conns = (size_t)cfg->limits.max_connections,
+                       .accept_paused = &w->accept_paused,
+                       .refused_at_limit = &w->conns_refused,
                        .on_request = route_request,
                        .on_error = http_error,
                        .arg = w};

@@ -129,6 +129,15 @@ static void test_max_connections(void **state)
     }
     assert_true(ok);
     close(a);
+    /* c, at least, was refused, and counted */
+    co_test_http m;
+    co_test_http_do(&m, "GET", gwf_url(f, "/metrics"), NULL, NULL, 0);
+    assert_int_equal(m.status, 200);
+    const char *n = strstr(m.body, "\ncutover_connections_refused_total ");
+    assert_non_null(n);
+    assert_true(atoi(n + strlen("\ncutover_connections_refused_total ")) >= 1);
+    assert_non_null(strstr(m.body, "\ncutover_accept_paused_total 0\n"));
+    co_test_http_free(&m);
     assert_int_equal(gwf_gw_stop(f), 0);
     gwf_free(f);
 }

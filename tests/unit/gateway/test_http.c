@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -919,6 +920,57 @@ static void test_idle_close(void **state)
     srv_stop(s);
 }
 
+/* Out of descriptors: accept4 fails with EMFILE, the listener pauses instead
+ * of spinning on a connection it cannot take, the connections already open
+ * keep being served, and the waiting client is taken and answered once a
+ * descriptor is free again. The test fills the process's descriptor table
+ * (a lowered soft RLIMIT_NOFILE) so that the client's own socket is the last
+ * one that fits. */
+static void test_accept_emfile(void **state)
+{
+    (void)state;
+    static _Atomic uint64_t paused;
+    gw_http_opts o = {.accept_paused = &paused};
+    srv *s = srv_start(&o);
+    client *c0 = cl_new(s->port);
+    get_ok(c0, "GET /before HTTP/1.1\r\n\r\n", "M=GET P=/before V=1 A=[-] H= B=0:");
+
+    struct rlimit old;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+    int top = dup(0);
+    assert_true(top >= 0);
+    close(top);
+    struct rlimit low = {(rlim_t)top + 64, old.rlim_max};
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+    int fill[128], nfill = 0;
+    for (int fd; nfill < 128 && (fd = dup(0)) >= 0;)
+        fill[nfill++] = fd;
+    assert_int_equal(errno, EMFILE);
+    close(fill[--nfill]); /* one slot: the client's socket, none for the server's accept */
+
+    client *c = cl_new(s->port); /* the kernel completes the handshake on the backlog */
+    cl_send(c, "GET /waiting HTTP/1.1\r\n\r\n");
+    assert_false(cl_readable(c, 300));                  /* not accepted */
+    get_ok(c0, "GET /during HTTP/1.1\r\n\r\n", "M=GET P=/during V=1 A=[-] H= B=0:"); /* the open one is served */
+    assert_false(cl_readable(c, 0));
+    assert_true(atomic_load(&paused) >= 1); /* paused (and retried), not spinning on accept */
+
+    close(fill[--nfill]); /* a descriptor again: the paused listener takes the client */
+    resp r;
+    assert_int_equal(cl_read(c, &r, 0), 0);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body.p, "M=GET P=/waiting V=1 A=[-] H= B=0:");
+    resp_free(&r);
+
+    cl_free(c);
+    while (nfill)
+        close(fill[--nfill]);
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+    get_ok(c0, "GET /after HTTP/1.1\r\n\r\n", "M=GET P=/after V=1 A=[-] H= B=0:");
+    cl_free(c0);
+    srv_stop(s);
+}
+
 static int read_chunked_raw(client *c, co_buf *raw)
 {
     /* everything until the server closes or 2 s pass without a byte */
@@ -1379,6 +1431,7 @@ int main(void)
         cmocka_unit_test(test_413_chunked),
         cmocka_unit_test(test_408_slow_head),
         cmocka_unit_test(test_idle_close),
+        cmocka_unit_test(test_accept_emfile),
         cmocka_unit_test(test_stream),
         cmocka_unit_test(test_drained),
         cmocka_unit_test(test_write_timeout),
