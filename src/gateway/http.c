@@ -6,9 +6,10 @@
  * the connection's output buffer), timeouts on one timer per connection
  * (libevent common timeouts: O(1) re-arming).
  *
- * Connection states: IDLE (no byte of a request), HEAD (head arriving:
- * absolute deadline), BODY (body arriving: inactivity timeout), BUSY (the
- * handler owns the request; pipelined bytes are kept, not parsed), CLOSING
+ * Connection states: IDLE (no byte of a request), HEAD (head arriving: an
+ * absolute deadline from its first byte, pipelined or not), BODY (body
+ * arriving: inactivity timeout), BUSY (the handler owns the request;
+ * pipelined bytes are kept, not parsed), CLOSING
  * (a last reply is being written), LINGER (written, our side shut down,
  * reading what the client still sends until it closes, so that our last
  * reply is not destroyed by a reset). A closed connection is marked dead
@@ -34,6 +35,8 @@
 
 #include <event2/event.h>
 #include <http_parser.h>
+
+#include "cutover/util.h"
 
 #define HEAD_RESERVE 64          /* room for the status line in front of the header lines */
 #define IN_MIN 4096              /* a connection's first read buffer */
@@ -90,6 +93,7 @@ struct gw_conn {
     int state, tmode, def;
     unsigned dead : 1, in_flush : 1, wev_on : 1, rpaused : 1, keep : 1, upgrade : 1, linger : 1,
         gone_pending : 1, done : 1, cont_sent : 1, body_seen : 1;
+    int64_t pipe_t0_us;          /* when the bytes behind a busy request began to arrive */
     int err_status;              /* set by a parser callback that refused */
     const char *err_msg;
     gw_hreq *q;
@@ -904,6 +908,8 @@ static void conn_dispatch(gw_conn *c)
         q->body[q->body_len] = '\0';
     q->handler = 1;
     c->state = S_BUSY;
+    if (c->in_off < c->in_len)
+        c->pipe_t0_us = co_mono_us(); /* a pipelined request's first bytes are already here */
     conn_timer(c, 0);
     h->o.on_request(q, h->o.arg);
 }
@@ -1095,6 +1101,8 @@ static void conn_read_cb(evutil_socket_t fd, short what, void *arg)
         c->in_len = 0;
         return;
     case S_BUSY:
+        if (c->in_off == c->in_len)
+            c->pipe_t0_us = co_mono_us();
         c->in_len += (size_t)n;
         if (c->in_len - c->in_off > h->o.max_head) {
             event_del(c->rev);
@@ -1191,6 +1199,23 @@ static void conn_timer_cb(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+/* A pipelined head: its deadline counts from when its first byte arrived,
+ * which may have been while the request before it was served (and its
+ * reply written). Past the deadline already: the 408 now. */
+static void head_deadline_from(gw_conn *c, int64_t t0_us)
+{
+    int64_t left_us = c->h->o.header_timeout_ms * 1000 - (co_mono_us() - t0_us);
+    if (left_us <= 0) {
+        layer_error(c, 408, "request not received in time");
+        return;
+    }
+    conn_timer(c, P_READ); /* T_HEAD, on the full common timeout ... */
+    if (c->tmode == T_HEAD) {
+        struct timeval tv = {(time_t)(left_us / 1000000), (suseconds_t)(left_us % 1000000)};
+        event_add(c->tev, &tv); /* ... cut to what is left */
+    }
+}
+
 static void conn_deferred_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -1218,7 +1243,9 @@ static void conn_deferred_cb(evutil_socket_t fd, short what, void *arg)
     }
     if ((def & DEF_DISPATCH) && c->state == S_IDLE) {
         conn_parse(c);
-        if (!c->dead && (c->state == S_HEAD || c->state == S_BODY))
+        if (!c->dead && c->state == S_HEAD)
+            head_deadline_from(c, c->pipe_t0_us);
+        else if (!c->dead && c->state == S_BODY)
             conn_timer(c, P_READ);
     }
 }

@@ -686,6 +686,46 @@ static void test_pipelined(void **state)
     srv_stop(s);
 }
 
+/* A pipelined head's deadline counts from its first byte, even when that
+ * byte came while the request before it was still being served: one that
+ * began arriving longer than header_timeout ago gets its 408 when its turn
+ * comes, though its last bytes follow at once. */
+static void test_pipelined_head_deadline(void **state)
+{
+    (void)state;
+    gw_http_opts o = {.header_timeout_ms = 1000};
+    srv *s = srv_start(&o);
+    client *c = cl_new(s->port);
+    cl_send(c, "GET /hold HTTP/1.1\r\n\r\nGET /late HTTP/1.1\r\nX-A: par");
+    assert_true(wait_for(&s->nheld, 1));
+    assert_false(cl_readable(c, 1300)); /* the held request outlasts the second one's deadline */
+    srv_call(s, do_reply_held, (void *)0);
+    resp r;
+    assert_int_equal(cl_read(c, &r, 0), 0);
+    assert_string_equal(r.body.p, "held-0");
+    resp_free(&r);
+    send_all(c->fd, "tial\r\n\r\n", 8); /* too late: the head's time ran out while it waited */
+    assert_int_equal(cl_read(c, &r, 0), 0);
+    assert_int_equal(r.status, 408);
+    resp_free(&r);
+    assert_int_equal(atomic_load(&s->nreq), 1);
+    cl_free(c);
+
+    /* one that began within its time still has the rest of it */
+    c = cl_new(s->port);
+    cl_send(c, "GET /hold HTTP/1.1\r\n\r\nGET /echo HTTP/1.1\r\nX-A: par");
+    assert_true(wait_for(&s->nheld, 2));
+    srv_call(s, do_reply_held, (void *)0);
+    assert_int_equal(cl_read(c, &r, 0), 0);
+    resp_free(&r);
+    cl_send(c, "tial\r\n\r\n");
+    assert_int_equal(cl_read(c, &r, 0), 0);
+    assert_string_equal(r.body.p, "M=GET P=/echo V=1 A=[partial] H=X-A=partial; B=0:");
+    resp_free(&r);
+    cl_free(c);
+    srv_stop(s);
+}
+
 static void test_keepalive_1000(void **state)
 {
     (void)state;
@@ -1423,6 +1463,7 @@ int main(void)
         cmocka_unit_test(test_chunked_request),
         cmocka_unit_test(test_dribble),
         cmocka_unit_test(test_pipelined),
+        cmocka_unit_test(test_pipelined_head_deadline),
         cmocka_unit_test(test_keepalive_1000),
         cmocka_unit_test(test_http10),
         cmocka_unit_test(test_head),
