@@ -27,7 +27,14 @@
 # median kept), CONNS ("1 16 64"), WRK_THREADS (1),
 # WORKERS (1: gateway workers), SIM_THREADS (1), WARMUP (1s), SLOW_TTFT (20ms),
 # TARGETS (space-separated subset of: direct nginx nginx_mirror
-# nginx_mirror_slow incumbent shadow shadow_slow canary10), NGINX (path).
+# nginx_mirror_slow incumbent shadow shadow_slow canary10), NGINX (path),
+# PAIRS (5: paired rounds, below; 0: none), PAIR_DURATION (3s).
+#
+# The targets are checked on paired rounds: sim, nginx and one cutover
+# process run side by side and take turns, one short run each per round, so
+# that a machine whose speed drifts (a shared VM) skews both sides of each
+# ratio alike. Each ratio is the median over the rounds, printed with its
+# range; the table above them is the per-target runs.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 BIN=${1:-$HERE/../build/cutover}
@@ -39,6 +46,9 @@ WRK_THREADS=${WRK_THREADS:-1}
 WORKERS=${WORKERS:-1}
 SIM_THREADS=${SIM_THREADS:-1}
 WARMUP=${WARMUP:-1s}
+PAIRS=${PAIRS:-5}
+PAIR_DURATION=${PAIR_DURATION:-3s}
+case $PAIRS in ''|*[!0-9]*) echo "bench/gateway.sh: PAIRS must be a number, not '$PAIRS'"; exit 2 ;; esac
 SLOW_TTFT=${SLOW_TTFT:-20ms}
 ALL_TARGETS="direct nginx nginx_mirror nginx_mirror_slow incumbent shadow shadow_slow canary10"
 TARGETS=${TARGETS:-$ALL_TARGETS}
@@ -180,11 +190,12 @@ pick_port() { # a free loopback port below the usual ephemeral range
   done
   return 1
 }
-run_nginx() { # run_nginx KEY TEMPLATE MIRROR_PORT
+start_nginx() { # start_nginx KEY TEMPLATE MIRROR_PORT → 0 and URL set once it serves
   local key=$1 tpl=$2 mport=$3 ndir="$dir/nginx-$1" port attempt
-  if [ -z "$NGINX" ]; then STATE[$key]="nginx missing"; return 0; fi
+  URL=""
+  if [ -z "$NGINX" ]; then STATE[$key]="nginx missing"; return 1; fi
   for attempt in 1 2 3 4 5; do
-    port=$(pick_port) || { STATE[$key]="no free port"; return 0; }
+    port=$(pick_port) || { STATE[$key]="no free port"; return 1; }
     rm -rf "$ndir"; mkdir -p "$ndir"
     sed -e "s|@DIR@|$ndir|g" -e "s|@PORT@|$port|g" -e "s|@SIM_PORT@|$fast_port|g" \
         -e "s|@MIRROR_PORT@|$mport|g" "$HERE/nginx/$tpl" >"$ndir/nginx.conf"
@@ -196,17 +207,22 @@ run_nginx() { # run_nginx KEY TEMPLATE MIRROR_PORT
       sleep 0.1
     done
     if probe "http://127.0.0.1:$port"; then
-      measure "$key" "${PIDS[$key]}" "http://127.0.0.1:$port" || true
-      stop_pid "$key" || true
+      URL="http://127.0.0.1:$port"
       return 0
     fi
     stop_pid "$key" || true
     grep -q "Address already in use" "$ndir/error.log" "$ndir/stdout" 2>/dev/null && continue
     say "nginx ($key) did not serve:"; cat "$ndir/error.log" "$ndir/stdout" "$dir/probe.out" 2>/dev/null | sed 's/^/  | /' | tail -n 20
     STATE[$key]="nginx failed"
-    return 0
+    return 1
   done
   STATE[$key]="no free port"
+  return 1
+}
+run_nginx() { # run_nginx KEY TEMPLATE MIRROR_PORT
+  start_nginx "$@" || return 0
+  measure "$1" "${PIDS[$1]}" "$URL" || true
+  stop_pid "$1" || true
 }
 
 # ---- cutover serve ----------------------------------------------------------------
@@ -230,9 +246,10 @@ workloads:
   bench_shadow_slow: {incumbent: gpt-4o, candidate: gpt-4o-slow, mode: shadow}
   bench_canary:      {incumbent: gpt-4o, candidate: gpt-4o-twin, mode: canary, percent: 10}
 EOF
-run_cutover() { # run_cutover KEY WORKLOAD
-  local key=$1 wl=$2 log="$dir/gw-$1.log" rc
-  case $SERVE in missing|failed) STATE[$key]="cutover serve $SERVE"; return 0 ;; esac
+start_cutover() { # start_cutover KEY → 0 and URL set once it listens
+  local key=$1 log="$dir/gw-$1.log" rc
+  URL=""
+  case $SERVE in missing|failed) STATE[$key]="cutover serve $SERVE"; return 1 ;; esac
   rm -f "$dir/gw.port"
   "$BIN" serve -c "$dir/cutover.yaml" --listen 127.0.0.1:0 --workers "$WORKERS" \
     --port-file "$dir/gw.port" >"$dir/gw-$1.out" 2>"$log" &
@@ -247,23 +264,32 @@ run_cutover() { # run_cutover KEY WORKLOAD
       say "cutover serve did not start (exit $rc):"; sed 's/^/  | /' "$log" | tail -n 20
     fi
     STATE[$key]="cutover serve $SERVE"
-    return 0
+    return 1
   fi
   SERVE=ok
-  local url="http://127.0.0.1:$(cat "$dir/gw.port")"
-  if ! probe "$url" "$wl"; then
+  URL="http://127.0.0.1:$(cat "$dir/gw.port")"
+}
+stop_cutover() { # stop_cutover KEY: a non-zero exit is reported and fails the run
+  local key=$1 rc=0
+  stop_pid "$key" || rc=$?
+  if [ "$rc" -ne 0 ]; then
+    say "cutover serve ($key) exited with status $rc (log: last lines):"; sed 's/^/  | /' "$dir/gw-$key.log" | tail -n 10
+    [ "${STATE[$key]:-}" = ok ] && STATE[$key]="ok (exit $rc)"
+    GW_FAILED=1
+  fi
+  return 0
+}
+run_cutover() { # run_cutover KEY WORKLOAD
+  local key=$1 wl=$2
+  start_cutover "$key" || return 0
+  if ! probe "$URL" "$wl"; then
     say "cutover ($key) does not answer a chat completion with 200:"
     sed 's/^/  | /' "$dir/probe.out" | head -c 600; echo
     STATE[$key]="probe failed"
   else
-    measure "$key" "${PIDS[$key]}" "$url" "$wl" || true
+    measure "$key" "${PIDS[$key]}" "$URL" "$wl" || true
   fi
-  rc=0; stop_pid "$key" || rc=$?
-  if [ "$rc" -ne 0 ]; then
-    say "cutover serve ($key) exited with status $rc (log: last lines):"; sed 's/^/  | /' "$log" | tail -n 10
-    [ "${STATE[$key]:-}" = ok ] && STATE[$key]="ok (exit $rc)"
-    GW_FAILED=1
-  fi
+  stop_cutover "$key"
 }
 GW_FAILED=0
 
@@ -290,6 +316,74 @@ for k in $RUN_ORDER; do
   esac
 done
 [ -z "${NGINX}" ] && say "nginx is not installed: no reference rows (Debian: apt-get install nginx-light)"
+
+# ---- paired rounds: the ratios the targets are checked against ----------------------
+# On a shared machine the speed drifts by tens of percent from one minute to
+# the next, and the table's rows are measured minutes apart. Here the sim,
+# nginx and one cutover process (its incumbent and shadow workloads) run side
+# by side and take turns: one short wrk run each per round, the order
+# reversed every other round. A round's ratios are measured under the same
+# conditions; the median over PAIRS rounds is what the targets are checked
+# against, with the range next to it.
+declare -A PR=() PP=()   # PR[KEY,C,ROUND] req/s, PP[KEY,C,ROUND] p50 µs
+PAIRED=0
+pair_run() { # pair_run KEY URL WORKLOAD C ROUND
+  local line t
+  t=$(( WRK_THREADS < $4 ? WRK_THREADS : $4 ))
+  BENCH_WORKLOAD=$3 wrk -t"$t" -c"$4" -d"$PAIR_DURATION" -s "$LUA" "$2" >"$dir/wrk.out" 2>&1 || true
+  line=$(grep '^BENCH ' "$dir/wrk.out" || true)
+  [ -n "$line" ] || return 0
+  eval "$(echo "$line" | sed 's/^BENCH //' | tr ' ' '\n' | sed 's/^/local b_/')"
+  PR[$1,$4,$5]=$(awk -v n="$b_requests" -v d="$b_duration_us" 'BEGIN { printf "%.0f", (d > 0 ? n * 1e6 / d : 0) }')
+  PP[$1,$4,$5]=$b_p50_us
+  sleep 0.3 # the recorder's last batch (flushed every 200 ms) is written before the next run, not during it
+}
+if [ "$PAIRS" -gt 0 ] && want nginx && { want incumbent || want shadow; } && [ -n "$NGINX" ] &&
+   [ "$SERVE" != missing ] && [ "$SERVE" != failed ]; then
+  if start_nginx pair_nginx proxy.conf.in "$fast_port"; then
+    nginx_url=$URL
+    if start_cutover pair_cutover && probe "$URL" bench_incumbent; then
+      declare -A PURL=([direct]="http://127.0.0.1:$fast_port" [nginx]=$nginx_url [incumbent]=$URL [shadow]=$URL)
+      declare -A PWL=([direct]="" [nginx]="" [incumbent]=bench_incumbent [shadow]=bench_shadow)
+      order="direct nginx"
+      want incumbent && order+=" incumbent"
+      want shadow && order+=" shadow"
+      reverse=$(echo "$order" | tr ' ' '\n' | tac | tr '\n' ' ')
+      for k in $order; do
+        BENCH_WORKLOAD=${PWL[$k]} wrk -t1 -c16 -d"$WARMUP" -s "$LUA" "${PURL[$k]}" >/dev/null 2>&1 || true
+      done
+      for c in $CONNS; do
+        for r in $(seq "$PAIRS"); do
+          o=$order
+          [ $((r % 2)) -eq 0 ] && o=$reverse
+          for k in $o; do pair_run "$k" "${PURL[$k]}" "${PWL[$k]}" "$c" "$r"; done
+        done
+      done
+      PAIRED=1
+    fi
+    [ -n "${PIDS[pair_cutover]:-}" ] && stop_cutover pair_cutover
+    stop_pid pair_nginx || true
+  fi
+fi
+# pair_stat NUM DEN C [p50] → "median min max" of the rounds' ratios: req/s,
+# or with p50 the p50 added over the same round's direct run (rounds where
+# DEN added nothing measurable are left out); empty without rounds
+pair_stat() {
+  local num=$1 den=$2 c=$3 mode=${4:-rps} r a b d vals=""
+  for r in $(seq "$PAIRS"); do
+    if [ "$mode" = rps ]; then
+      a=${PR[$num,$c,$r]:-}; b=${PR[$den,$c,$r]:-}
+    else
+      d=${PP[direct,$c,$r]:-}; a=${PP[$num,$c,$r]:-}; b=${PP[$den,$c,$r]:-}
+      [ -n "$d" ] && [ -n "$a" ] && [ -n "$b" ] || continue
+      a=$((a - d)); b=$((b - d))
+    fi
+    [ -n "$a" ] && [ -n "$b" ] && [ "$b" -gt 0 ] || continue
+    vals+="$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.4f", a / b }')"$'\n'
+  done
+  printf '%s' "$vals" | grep . | sort -g | awk '{ v[NR] = $1 }
+    END { if (NR) printf "%.2f %.2f %.2f %d\n", (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2), v[1], v[NR], NR }'
+}
 
 # ---- report -----------------------------------------------------------------------
 ms() { awk -v u="$1" 'BEGIN { printf "%.3f", u / 1000 }'; }
@@ -329,25 +423,50 @@ echo
 echo "targets (issue 3; figures, not assertions):"
 verdict() { awk -v v="$1" -v t="$2" -v op="$3" 'BEGIN { if (v == "-" || v == "") { print "n/a"; exit }
   ok = (op == ">=") ? (v + 0 >= t + 0) : (v + 0 <= t + 0); print ok ? "ok" : "MISSED" }'; }
+[ "$PAIRED" = 1 ] && echo "  (throughput and added p50: median over $PAIRS paired rounds of $PAIR_DURATION, range in brackets; the table's single runs after 'table')"
+# paired KEY DEN C [p50] → "R× [min–max]" from the paired rounds, or nothing
+paired() {
+  local st
+  [ "$PAIRED" = 1 ] || return 0
+  st=$(pair_stat "$@")
+  [ -n "$st" ] && echo "$st" | awk '{ printf "%s× [%s–%s]", $1, $2, $3 }'
+  return 0
+}
 for c in $CONNS; do
   line="  c=$c:"
-  if [ -n "${RPS[incumbent,$c]:-}" ] && [ -n "${RPS[nginx,$c]:-}" ]; then
+  pr=$(paired incumbent nginx "$c")
+  if [ -n "$pr" ]; then
+    t=-; [ -n "${RPS[incumbent,$c]:-}" ] && [ -n "${RPS[nginx,$c]:-}" ] && t=$(ratio "${RPS[incumbent,$c]}" "${RPS[nginx,$c]}")
+    echo "$line incumbent throughput $pr nginx; table ${t}× (target ≥ 0.7×) $(verdict "${pr%%×*}" 0.7 ">=")"
+    line="       "
+  elif [ -n "${RPS[incumbent,$c]:-}" ] && [ -n "${RPS[nginx,$c]:-}" ]; then
     r=$(ratio "${RPS[incumbent,$c]}" "${RPS[nginx,$c]}")
     echo "$line incumbent throughput ${r}× nginx (target ≥ 0.7×) $(verdict "$r" 0.7 ">=")"
-    a=$(added incumbent "$c"); n=$(added nginx "$c")
-    if [ -n "$a" ] && [ -n "$n" ]; then
-      if [ "$n" -gt 0 ]; then
-        r=$(ratio "$a" "$n")
-        echo "        incumbent added p50 $(sms "$a") ms vs nginx's $(sms "$n") ms = ${r}× (target ≤ 1.5×) $(verdict "$r" 1.5 "<=")"
-      else
-        echo "        incumbent added p50 $(sms "$a") ms; nginx's $(sms "$n") ms is within noise: no ratio (target ≤ 1.5×) n/a"
-      fi
+    line="       "
+  fi
+  pr=$(paired incumbent nginx "$c" p50)
+  a=$(added incumbent "$c"); n=$(added nginx "$c")
+  if [ -n "$pr" ]; then
+    t="-"; [ -n "$a" ] && [ -n "$n" ] && [ "$n" -gt 0 ] && t="$(ratio "$a" "$n")×"
+    echo "$line incumbent added p50 $pr nginx's; table $(sms "${a:-0}") ms vs $(sms "${n:-0}") ms = $t (target ≤ 1.5×) $(verdict "${pr%%×*}" 1.5 "<=")"
+    line="       "
+  elif [ -n "$a" ] && [ -n "$n" ]; then
+    if [ "$n" -gt 0 ]; then
+      r=$(ratio "$a" "$n")
+      echo "$line incumbent added p50 $(sms "$a") ms vs nginx's $(sms "$n") ms = ${r}× (target ≤ 1.5×) $(verdict "$r" 1.5 "<=")"
+    else
+      echo "$line incumbent added p50 $(sms "$a") ms; nginx's $(sms "$n") ms is within noise: no ratio (target ≤ 1.5×) n/a"
     fi
     line="       "
   fi
-  if [ -n "${RPS[shadow,$c]:-}" ] && [ -n "${RPS[nginx,$c]:-}" ]; then
+  m=""; [ -n "${RPS[nginx_mirror,$c]:-}" ] && [ -n "${RPS[nginx,$c]:-}" ] && m="; nginx mirror (table): $(ratio "${RPS[nginx_mirror,$c]}" "${RPS[nginx,$c]}")×"
+  pr=$(paired shadow nginx "$c")
+  if [ -n "$pr" ]; then
+    t=-; [ -n "${RPS[shadow,$c]:-}" ] && [ -n "${RPS[nginx,$c]:-}" ] && t=$(ratio "${RPS[shadow,$c]}" "${RPS[nginx,$c]}")
+    echo "$line shadow throughput $pr nginx plain; table ${t}× (target ≥ 0.5×) $(verdict "${pr%%×*}" 0.5 ">=")$m"
+    line="       "
+  elif [ -n "${RPS[shadow,$c]:-}" ] && [ -n "${RPS[nginx,$c]:-}" ]; then
     r=$(ratio "${RPS[shadow,$c]}" "${RPS[nginx,$c]}")
-    m=""; [ -n "${RPS[nginx_mirror,$c]:-}" ] && m="; nginx mirror: $(ratio "${RPS[nginx_mirror,$c]}" "${RPS[nginx,$c]}")×"
     echo "$line shadow throughput ${r}× nginx plain (target ≥ 0.5×) $(verdict "$r" 0.5 ">=")$m"
     line="       "
   fi
