@@ -559,6 +559,15 @@ static void bind_text(sqlite3_stmt *st, int i, const char *v)
     sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
 }
 
+/* A 32-hex id field (not always NUL-terminated at 32); empty binds NULL. */
+static void bind_id(sqlite3_stmt *st, int i, const char *id)
+{
+    if (id[0])
+        sqlite3_bind_text(st, i, id, (int)strnlen(id, 32), SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, i);
+}
+
 static void bind_named_int64(sqlite3_stmt *st, const char *name, int64_t v)
 {
     int i = sqlite3_bind_parameter_index(st, name);
@@ -989,14 +998,8 @@ static void bind_exchange(sqlite3_stmt *ins, int base, const co_exchange *x)
     int i = base - 1;
     /* Empty ids and error classes mean "none": store NULL so joins on
      * them and the error count cannot match unrelated rows. */
-    if (x->request_id[0])
-        sqlite3_bind_text(ins, i + 1, x->request_id, (int)strnlen(x->request_id, 32), SQLITE_STATIC);
-    else
-        sqlite3_bind_null(ins, i + 1);
-    if (x->pair_id[0])
-        sqlite3_bind_text(ins, i + 2, x->pair_id, (int)strnlen(x->pair_id, 32), SQLITE_STATIC);
-    else
-        sqlite3_bind_null(ins, i + 2);
+    bind_id(ins, i + 1, x->request_id);
+    bind_id(ins, i + 2, x->pair_id);
     sqlite3_bind_int64(ins, i + 3, x->ts_ms);
     bind_text(ins, i + 4, x->workload);
     bind_text(ins, i + 5, x->arm);
