@@ -142,7 +142,11 @@ typedef struct co_recorder_conf {
     int64_t batch;
     int64_t flush_interval_ms;
     int record_text;
+    int priority;               /* CO_RECORDER_BACKGROUND (0) or CO_RECORDER_NORMAL */
+    int64_t background_backlog; /* bytes waiting that lift a background writer; 0 = 4 MiB */
 } co_recorder_conf;
+enum { CO_RECORDER_BACKGROUND = 0, CO_RECORDER_NORMAL = 1 };
+extern const char *const co_recorder_priorities[]; /* "background", "normal" */
 
 typedef struct co_redact_conf {
     int email, phone, card;

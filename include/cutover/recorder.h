@@ -22,6 +22,14 @@
  * refuses as invalid are isolated (the rest of their batch is written) and
  * counted (dropped_invalid).
  *
+ * Priority (recorder.priority): in the background (the default) the writer
+ * runs SCHED_IDLE, on CPU time no gateway thread wants, so writing never
+ * delays a woken worker. A worker whose ring holds more than its share of
+ * background_backlog (not yet written), a flush and shutdown lift it to
+ * normal priority; it goes back once less than a batch waits. Coming back
+ * from SCHED_IDLE needs CAP_SYS_NICE or RLIMIT_NICE >= 20; without either
+ * (checked at start) the writer stays at normal priority and logs why.
+ *
  * Nothing is lost silently: every record pushed is, in the end, either
  * recorded or counted in exactly one dropped_* counter, readable at any time
  * from any thread (co_recorder_stats); the log callback is told at most once
@@ -90,6 +98,9 @@ typedef struct co_recorder_counters {
     uint64_t queue_depth;          /* accepted but neither recorded nor dropped yet */
     uint64_t queue_high_water;     /* highest queue_depth seen (sampled at every write) */
     int store_ok;                  /* 0 while the store is failing */
+    int background;                /* 1 while the writer runs in the background (SCHED_IDLE) */
+    uint64_t lifts;                /* times a background writer was lifted to normal priority
+                                      (fell behind by background_backlog, a flush, shutdown) */
     char last_error[256];          /* the last write error ("" when none yet) */
 } co_recorder_counters;
 

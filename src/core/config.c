@@ -15,6 +15,7 @@ const char *const co_modes[] = {"incumbent", "candidate", "shadow", "canary", NU
 const char *const co_stage_kinds[] = {"canary", "shadow", NULL};
 const char *const co_contract_formats[] = {"any", "text", "json", NULL};
 const char *const co_log_levels[] = {"error", "warn", "info", "debug", NULL};
+const char *const co_recorder_priorities[] = {"background", "normal", NULL};
 
 #define SECRET_HINT(var, file) \
     "inline secrets are refused so they never land in a repository; put the key in an " \
@@ -316,6 +317,13 @@ static const co_opt recorder_opts[] = {
      "longest a record waits before it is written"),
     {"record_text", CO_T_BOOL, F(co_recorder_conf, record_text), .def = "true",
      .help = "store request messages and outputs (after redaction); false keeps only metrics"},
+    {"priority", CO_T_ENUM, F(co_recorder_conf, priority), .enums = co_recorder_priorities, .def = "background",
+     .help = "background: the writer runs on CPU time nothing else wants (SCHED_IDLE) and at normal priority while "
+             "background_backlog or more waits, or a flush or shutdown does (needs CAP_SYS_NICE or RLIMIT_NICE >= "
+             "20 to return to normal; without either it stays normal); normal: always normal priority"},
+    OPTN("background_backlog", CO_T_SIZE, F(co_recorder_conf, background_backlog), 65536, 1073741824.0, "4MiB",
+         "records waiting for a background writer, in bytes, that lift it to normal priority until it has caught "
+         "up; bounds the memory and delay background writing can add"),
     END,
 };
 static const co_schema recorder_schema = {.name = "recorder", .opts = recorder_opts,

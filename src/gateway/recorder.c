@@ -14,10 +14,18 @@
  * frees a record (bytes_out).
  *
  * The writer thread alone touches the store handle, the hand (records taken
- * from the rings, FIFO, at most `queue`), the redactor and the log callback. */
+ * from the rings, FIFO, at most `queue`), the redactor and the log callback.
+ *
+ * Priority: a background writer runs SCHED_IDLE, so a woken gateway thread
+ * takes its CPU at once and the scheduler places woken threads on its CPU as
+ * on an idle one. It cannot notice its own starvation, so whoever sees the
+ * backlog (a producer past its share of background_backlog), a flusher and
+ * shutdown lift it to SCHED_OTHER; the writer drops back once it holds less
+ * than a batch. Policy changes and `bg` change together under prio_mu. */
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdalign.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -41,6 +49,7 @@
 #define REC_MAX_WORKERS 4096
 #define REC_FIELD_MAX 256 /* identifiers: workload, model, user key... */
 #define REC_BATCHES_PER_CYCLE 64
+#define REC_DEFAULT_BACKLOG ((int64_t)4 * 1024 * 1024)
 
 typedef struct rec_item {
     co_exchange x;  /* strings point into data[] (text: or into red_*) */
@@ -72,6 +81,7 @@ struct co_recorder_ring {
     size_t mask;
     size_t wake_at;
     uint64_t byte_budget;
+    uint64_t lift_at; /* this ring's share of background_backlog */
     size_t text_max;
     int record_text;
     uint32_t index;
@@ -102,6 +112,13 @@ struct co_recorder {
     pthread_mutex_t mu; /* guards last_error; cv tells flushers about progress */
     pthread_cond_t cv;
     char last_error[256];
+
+    /* Priority (see the top of the file). */
+    pthread_mutex_t prio_mu;
+    atomic_int bg;        /* the writer runs SCHED_IDLE */
+    int bg_wanted;        /* priority: background, and the process may come back from it */
+    int bg_refused;       /* priority: background, but it may not (logged once by the writer) */
+    atomic_uint_least64_t lifts;
 
     /* Writer counters (written by the writer only, read anywhere). */
     atomic_uint_least64_t recorded, batches, write_errors, reopens;
@@ -180,6 +197,52 @@ static size_t bounded_len(const char *s, size_t max)
     while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
         n--;
     return n;
+}
+
+/* ---- priority ------------------------------------------------------------- */
+
+static int set_policy(pthread_t t, int background)
+{
+    struct sched_param sp = {.sched_priority = 0};
+    return pthread_setschedparam(t, background ? SCHED_IDLE : SCHED_OTHER, &sp);
+}
+
+/* An unprivileged thread may enter SCHED_IDLE but leave it only when
+ * RLIMIT_NICE allows nice 0 (or with CAP_SYS_NICE): tried on a throwaway
+ * thread, which inherits both, so the writer never gets stuck there. */
+static void *probe_main(void *arg)
+{
+    int *ok = arg;
+    *ok = set_policy(pthread_self(), 1) == 0 && set_policy(pthread_self(), 0) == 0;
+    return NULL;
+}
+
+static int may_leave_background(void)
+{
+    pthread_t t;
+    int ok = 0;
+    if (pthread_create(&t, NULL, probe_main, &ok))
+        return 0;
+    pthread_join(t, NULL);
+    return ok;
+}
+
+/* Caller holds prio_mu. */
+static void lift_locked(co_recorder *rec)
+{
+    if (!atomic_load_explicit(&rec->bg, memory_order_relaxed))
+        return;
+    if (set_policy(rec->writer, 0) != 0)
+        rec->bg_wanted = 0; /* cannot happen after the probe; never go back then */
+    atomic_store_explicit(&rec->bg, 0, memory_order_release);
+    atomic_fetch_add_explicit(&rec->lifts, 1, memory_order_relaxed);
+}
+
+static void lift(co_recorder *rec)
+{
+    pthread_mutex_lock(&rec->prio_mu);
+    lift_locked(rec);
+    pthread_mutex_unlock(&rec->prio_mu);
 }
 
 /* ---- producer side -------------------------------------------------------- */
@@ -267,6 +330,15 @@ int co_recorder_push(co_recorder_ring *q, const co_exchange *x)
     q->slots[head & q->mask] = it;
     atomic_store_explicit(&q->head, head + 1, memory_order_release);
     q->bytes_in += size;
+
+    /* A background writer cannot see that it is starved; this ring's share
+     * of the backlog can. Rare (once per fall behind), so a lock is fine. */
+    if (atomic_load_explicit(&q->rec->bg, memory_order_relaxed) &&
+        q->bytes_in - q->cached_bytes_out > q->lift_at) {
+        q->cached_bytes_out = atomic_load_explicit(&q->bytes_out, memory_order_acquire);
+        if (q->bytes_in - q->cached_bytes_out > q->lift_at)
+            lift(q->rec);
+    }
 
     /* Wake the writer when the ring passes half a batch. The cached tail may
      * be stale (it only overestimates the depth): refresh it before paying
@@ -656,11 +728,40 @@ static void wait_for_work(co_recorder *rec, int64_t timeout_ms)
     }
 }
 
+/* Back to the background once less than a batch waits and no flush or
+ * shutdown waits on the writer (both lift it under prio_mu, so neither can
+ * slip in between this check and the policy change). */
+static void settle(co_recorder *rec)
+{
+    if (!rec->bg_wanted || atomic_load_explicit(&rec->bg, memory_order_relaxed))
+        return;
+    size_t waiting = rec->hd.n;
+    for (int r = 0; r < rec->nrings; r++)
+        waiting += atomic_load_explicit(&rec->rings[r].head, memory_order_acquire) -
+                   atomic_load_explicit(&rec->rings[r].tail, memory_order_relaxed);
+    if (waiting >= rec->batch)
+        return;
+    pthread_mutex_lock(&rec->prio_mu);
+    if (!atomic_load_explicit(&rec->stop, memory_order_acquire) &&
+        atomic_load_explicit(&rec->flush_gen, memory_order_acquire) == rec->flush_seen) {
+        if (set_policy(pthread_self(), 1) == 0)
+            atomic_store_explicit(&rec->bg, 1, memory_order_release);
+        else
+            rec->bg_wanted = 0;
+    }
+    pthread_mutex_unlock(&rec->prio_mu);
+}
+
 static void *writer_main(void *arg)
 {
     co_recorder *rec = arg;
     int64_t stop_deadline = 0;
     rec->next_tick = mono_ms() + rec->flush_ms;
+    if (rec->bg_refused)
+        rec_log(rec, CO_RECORDER_LOG_INFO,
+                "recorder: the writer runs at normal priority: recorder.priority background needs "
+                "CAP_SYS_NICE or RLIMIT_NICE >= 20 (systemd: LimitNICE=+0) to leave the background "
+                "when it falls behind");
     for (;;) {
         int stopping = atomic_load_explicit(&rec->stop, memory_order_acquire);
         uint64_t fgen = atomic_load_explicit(&rec->flush_gen, memory_order_acquire);
@@ -683,6 +784,7 @@ static void *writer_main(void *arg)
         rec->flush_seen = fgen;
         notify_progress(rec);
         log_drops(rec, now, 0);
+        settle(rec);
 
         if (stopping) {
             if (!rec->hd.n && rings_empty(rec))
@@ -750,6 +852,7 @@ static void rec_destroy(co_recorder *rec)
         close(rec->efd);
     pthread_cond_destroy(&rec->cv);
     pthread_mutex_destroy(&rec->mu);
+    pthread_mutex_destroy(&rec->prio_mu);
     free(rec);
 }
 
@@ -772,7 +875,8 @@ int co_recorder_new_opts(co_recorder **out, const char *store_url, const co_reco
     if (nworkers < 1 || nworkers > REC_MAX_WORKERS)
         return co_error_set(CO_EINVAL, "co_recorder_new: %d workers (must be 1..%d)", nworkers,
                             REC_MAX_WORKERS);
-    co_recorder_conf c = {REC_DEFAULT_QUEUE, REC_DEFAULT_BATCH, REC_DEFAULT_FLUSH_MS, 1};
+    co_recorder_conf c = {.queue = REC_DEFAULT_QUEUE, .batch = REC_DEFAULT_BATCH,
+                          .flush_interval_ms = REC_DEFAULT_FLUSH_MS, .record_text = 1};
     if (conf)
         c = *conf;
     if (c.queue < 1 || c.batch < 1 || c.flush_interval_ms < 1)
@@ -780,12 +884,19 @@ int co_recorder_new_opts(co_recorder **out, const char *store_url, const co_reco
                             "recorder: queue (%lld), batch (%lld) and flush_interval (%lld ms) "
                             "must be positive",
                             (long long)c.queue, (long long)c.batch, (long long)c.flush_interval_ms);
+    if ((c.priority != CO_RECORDER_BACKGROUND && c.priority != CO_RECORDER_NORMAL) ||
+        c.background_backlog < 0)
+        return co_error_set(CO_EINVAL, "recorder: priority %d / background_backlog %lld out of range",
+                            c.priority, (long long)c.background_backlog);
+    if (!c.background_backlog)
+        c.background_backlog = REC_DEFAULT_BACKLOG;
 
     rec = calloc(1, sizeof *rec);
     if (!rec)
         return co_error_set(CO_ENOMEM, "out of memory creating the recorder");
     rec->efd = -1;
     pthread_mutex_init(&rec->mu, NULL);
+    pthread_mutex_init(&rec->prio_mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -864,6 +975,7 @@ int co_recorder_new_opts(co_recorder **out, const char *store_url, const co_reco
         q->mask = cap - 1;
         q->wake_at = wake_at;
         q->byte_budget = budget;
+        q->lift_at = (uint64_t)c.background_backlog / (uint64_t)nworkers;
         q->text_max = o->text_max;
         q->record_text = c.record_text != 0;
         q->index = (uint32_t)i;
@@ -875,6 +987,10 @@ int co_recorder_new_opts(co_recorder **out, const char *store_url, const co_reco
     if ((rc = open_store(rec, &rec->st))) {
         rec->st = NULL;
         goto done;
+    }
+    if (c.priority == CO_RECORDER_BACKGROUND) {
+        rec->bg_wanted = may_leave_background();
+        rec->bg_refused = !rec->bg_wanted;
     }
     int e = pthread_create(&rec->writer, NULL, writer_main, rec);
     if (e) {
@@ -915,7 +1031,10 @@ int co_recorder_flush(co_recorder *rec, int64_t timeout_ms)
     uint64_t drops_before = writer_drops(rec);
     for (int i = 0; i < rec->nrings; i++)
         target[i] = atomic_load_explicit(&rec->rings[i].head, memory_order_acquire);
+    pthread_mutex_lock(&rec->prio_mu);
     atomic_fetch_add_explicit(&rec->flush_gen, 1, memory_order_acq_rel);
+    lift_locked(rec); /* a flusher waits: no writing on leftover CPU time now */
+    pthread_mutex_unlock(&rec->prio_mu);
     wake_writer(rec);
 
     struct timespec deadline;
@@ -985,6 +1104,8 @@ void co_recorder_stats(co_recorder *rec, co_recorder_counters *out)
     out->reopens = get(&rec->reopens);
     out->queue_high_water = get(&rec->high_water);
     out->store_ok = atomic_load_explicit(&rec->store_ok, memory_order_relaxed);
+    out->background = atomic_load_explicit(&rec->bg, memory_order_relaxed);
+    out->lifts = atomic_load_explicit(&rec->lifts, memory_order_relaxed);
     pthread_mutex_lock(&rec->mu);
     snprintf(out->last_error, sizeof out->last_error, "%s", rec->last_error);
     pthread_mutex_unlock(&rec->mu);
@@ -995,7 +1116,10 @@ void co_recorder_free(co_recorder *rec)
     if (!rec)
         return;
     if (rec->writer_started) {
+        pthread_mutex_lock(&rec->prio_mu);
         atomic_store_explicit(&rec->stop, 1, memory_order_release);
+        lift_locked(rec);
+        pthread_mutex_unlock(&rec->prio_mu);
         wake_writer(rec);
         pthread_join(rec->writer, NULL);
     }

@@ -496,6 +496,8 @@ static void cb_recorder(void *ud, co_metrics_sink *s, int what)
     case 4: co_metrics_emit(s, NULL, (double)c.write_errors); break;
     case 5: co_metrics_emit(s, NULL, c.store_ok ? 1 : 0); break;
     case 6: co_metrics_emit(s, NULL, (double)c.batches); break;
+    case 7: co_metrics_emit(s, NULL, c.background ? 1 : 0); break;
+    case 8: co_metrics_emit(s, NULL, (double)c.lifts); break;
     default: break;
     }
 }
@@ -506,6 +508,8 @@ static void cb_rec_dropped(void *ud, co_metrics_sink *s) { cb_recorder(ud, s, 3)
 static void cb_rec_errors(void *ud, co_metrics_sink *s) { cb_recorder(ud, s, 4); }
 static void cb_rec_ok(void *ud, co_metrics_sink *s) { cb_recorder(ud, s, 5); }
 static void cb_rec_batches(void *ud, co_metrics_sink *s) { cb_recorder(ud, s, 6); }
+static void cb_rec_background(void *ud, co_metrics_sink *s) { cb_recorder(ud, s, 7); }
+static void cb_rec_lifts(void *ud, co_metrics_sink *s) { cb_recorder(ud, s, 8); }
 
 static void up_sum(co_gateway *gw, co_upstream_counters *sum)
 {
@@ -664,6 +668,10 @@ static int met_new(co_gateway *gw, const co_config *cfg, gw_met **out)
         {"cutover_recorder_batches_total", "store transactions that wrote exchanges", CO_METRIC_COUNTER, cb_rec_batches},
         {"cutover_recorder_write_errors_total", "failed store writes (each retried)", CO_METRIC_COUNTER, cb_rec_errors},
         {"cutover_recorder_store_ok", "1 while the store accepts writes", CO_METRIC_GAUGE, cb_rec_ok},
+        {"cutover_recorder_background", "1 while the recorder writes on otherwise idle CPU time", CO_METRIC_GAUGE,
+         cb_rec_background},
+        {"cutover_recorder_lifts_total", "times the background recorder was lifted to normal priority (backlog, flush)",
+         CO_METRIC_COUNTER, cb_rec_lifts},
         {"cutover_upstream_in_flight", "upstream transfers in flight", CO_METRIC_GAUGE, cb_up_inflight},
         {"cutover_upstream_requests_total", "upstream transfers started", CO_METRIC_COUNTER, cb_up_started},
         {"cutover_upstream_connections_opened_total", "upstream connections opened", CO_METRIC_COUNTER, cb_up_connects},

@@ -4,7 +4,10 @@
  * recovers (reopening the handle unless the error was "busy"), overflow while
  * failing drops the oldest, flush and free write everything, text is redacted
  * (and API keys always masked) before storage, record_text off stores no
- * text, invalid rows are isolated, drop logs are rate-limited.
+ * text, invalid rows are isolated, drop logs are rate-limited, a background
+ * writer runs SCHED_IDLE and is lifted to SCHED_OTHER by a backlog, a flush
+ * or shutdown (checked in the kernel's view of the thread), and stays at
+ * normal priority where it could not come back.
  *
  * Faults are injected deterministically by a wrapping store (opened through
  * the recorder's `open` hook) that can fail with a chosen status or block the
@@ -17,10 +20,14 @@
 
 #include <dirent.h>
 #include <jansson.h>
+#include <linux/capability.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -854,6 +861,193 @@ static void test_invalid_records_isolated(void **state)
     logcap_free(&lc);
 }
 
+/* ---- priority ------------------------------------------------------------- */
+
+/* The scheduling policy of this process's "co-recorder" thread, as the
+ * kernel reports it (/proc/self/task/TID/stat, field 41); -1 if none. */
+static int writer_policy(void)
+{
+    int policy = -1;
+    DIR *d = opendir("/proc/self/task");
+    assert_non_null(d);
+    struct dirent *e;
+    while (policy < 0 && (e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        char p[320], buf[1024];
+        snprintf(p, sizeof p, "/proc/self/task/%s/comm", e->d_name);
+        FILE *fp = fopen(p, "r");
+        if (!fp)
+            continue;
+        int mine = fgets(buf, sizeof buf, fp) && strncmp(buf, "co-recorder", 11) == 0;
+        fclose(fp);
+        if (!mine)
+            continue;
+        snprintf(p, sizeof p, "/proc/self/task/%s/stat", e->d_name);
+        if (!(fp = fopen(p, "r")))
+            continue;
+        size_t n = fread(buf, 1, sizeof buf - 1, fp);
+        fclose(fp);
+        buf[n] = '\0';
+        char *t = strrchr(buf, ')');
+        assert_non_null(t);
+        /* after ") " come fields 3, 4, ...: the policy is the 39th of them */
+        int field = 2;
+        for (char *tok = strtok(t + 1, " "); tok; tok = strtok(NULL, " "))
+            if (++field == 41) {
+                policy = atoi(tok);
+                break;
+            }
+    }
+    closedir(d);
+    return policy;
+}
+
+/* Polls (bounded by a 10 s safety net, never asserted as a time) until the
+ * writer's `background` counter reads `want`. */
+static void wait_background(co_recorder *rec, int want)
+{
+    for (int i = 0; i < 10000 && stats_of(rec).background != want; i++)
+        usleep(1000);
+    assert_int_equal(stats_of(rec).background, want);
+}
+
+static void *try_leave_idle(void *arg)
+{
+    struct sched_param sp = {0};
+    *(int *)arg = pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp) == 0 &&
+                  pthread_setschedparam(pthread_self(), SCHED_OTHER, &sp) == 0;
+    return NULL;
+}
+
+static int may_leave_idle(void)
+{
+    pthread_t t;
+    int ok = 0;
+    assert_int_equal(pthread_create(&t, NULL, try_leave_idle, &ok), 0);
+    pthread_join(t, NULL);
+    return ok;
+}
+
+static void push_sized(co_recorder *rec, int seq, const char *text)
+{
+    co_exchange x;
+    make_x(&x, 0, seq);
+    x.request_json = text;
+    assert_int_equal(co_recorder_push(co_recorder_producer(rec, 0), &x), 0);
+}
+
+static void test_background_lifted_by_backlog_and_flush(void **state)
+{
+    fixture *f = *state;
+    if (!may_leave_idle())
+        skip(); /* this process may not leave SCHED_IDLE: see test_background_refused */
+    fault_ctl fc;
+    fault_init(&fc);
+    co_recorder_opts o = {.open = fault_open, .open_ud = &fc};
+    co_recorder_conf c = conf_of(4096, 16, 60000, 1);
+    c.background_backlog = 64 * 1024;
+    co_recorder *rec;
+    assert_int_equal(co_recorder_new_opts(&rec, f->url, &c, 1, &o), 0);
+    wait_background(rec, 1);
+    assert_int_equal(writer_policy(), SCHED_IDLE);
+    assert_int_equal(stats_of(rec).lifts, 0);
+
+    /* The writer stuck inside a write stands for a starved one: it cannot
+     * lift itself, the producer's backlog must. */
+    char text[1024];
+    memset(text, 'a', sizeof text - 1);
+    text[sizeof text - 1] = '\0';
+    fault_set(&fc, 0, 1);
+    int seq = 0;
+    for (; seq < 16; seq++)
+        push_sized(rec, seq, text);
+    fault_wait_entered(&fc, 1);
+    for (; seq < 40; seq++) /* ~40 KiB waiting: under the 64 KiB mark */
+        push_sized(rec, seq, text);
+    assert_int_equal(stats_of(rec).lifts, 0);
+    assert_int_equal(stats_of(rec).background, 1);
+    assert_int_equal(writer_policy(), SCHED_IDLE);
+    for (; seq < 100; seq++) /* past it */
+        push_sized(rec, seq, text);
+    assert_int_equal(stats_of(rec).lifts, 1);
+    assert_int_equal(stats_of(rec).background, 0);
+    assert_int_equal(writer_policy(), SCHED_OTHER);
+
+    /* Caught up, it goes back. */
+    fault_set(&fc, 0, 0);
+    wait_background(rec, 1);
+    assert_int_equal(writer_policy(), SCHED_IDLE);
+    assert_int_equal(stats_of(rec).lifts, 1);
+
+    /* A flush lifts it too: its caller waits. */
+    push_sized(rec, seq++, "{}");
+    assert_int_equal(co_recorder_flush(rec, 30000), 0);
+    assert_int_equal(stats_of(rec).lifts, 2);
+    assert_int_equal(stats_of(rec).recorded, (uint64_t)seq);
+    wait_background(rec, 1);
+    co_recorder_free(rec);
+    assert_int_equal(count_rows(f), (size_t)seq);
+    fault_destroy(&fc);
+}
+
+static void test_priority_normal(void **state)
+{
+    fixture *f = *state;
+    co_recorder_conf c = conf_of(4096, 16, 10, 1);
+    c.priority = CO_RECORDER_NORMAL;
+    co_recorder *rec;
+    assert_int_equal(co_recorder_new(&rec, f->url, &c, 1), 0);
+    for (int i = 0; i < 100; i++)
+        push_sized(rec, i, "{}");
+    assert_int_equal(co_recorder_flush(rec, 30000), 0);
+    usleep(50 * 1000); /* a few more writer cycles: none may go to the background */
+    assert_int_equal(stats_of(rec).background, 0);
+    assert_int_equal(stats_of(rec).lifts, 0);
+    assert_int_equal(writer_policy(), SCHED_OTHER);
+    co_recorder_free(rec);
+    assert_int_equal(count_rows(f), 100);
+}
+
+/* Without CAP_SYS_NICE (dropped from this thread's effective set, which the
+ * writer inherits) and with RLIMIT_NICE 0, a thread could enter SCHED_IDLE
+ * but never leave it: the writer stays at normal priority and says why. */
+static void test_background_refused(void **state)
+{
+    fixture *f = *state;
+    struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
+    struct __user_cap_data_struct saved[2], d[2];
+    assert_int_equal(syscall(SYS_capget, &h, saved), 0);
+    memcpy(d, saved, sizeof d);
+    d[CAP_SYS_NICE / 32].effective &= ~(1u << (CAP_SYS_NICE % 32));
+    assert_int_equal(syscall(SYS_capset, &h, d), 0);
+    struct rlimit rl_saved, rl;
+    assert_int_equal(getrlimit(RLIMIT_NICE, &rl_saved), 0);
+    rl = rl_saved;
+    rl.rlim_cur = 0;
+    assert_int_equal(setrlimit(RLIMIT_NICE, &rl), 0);
+
+    logcap lc;
+    logcap_init(&lc);
+    co_recorder_opts o = {.log = log_cb, .log_ud = &lc};
+    co_recorder_conf c = conf_of(4096, 16, 10, 1);
+    co_recorder *rec;
+    assert_int_equal(co_recorder_new_opts(&rec, f->url, &c, 1, &o), 0);
+    for (int i = 0; i < 50; i++)
+        push_sized(rec, i, "{}");
+    assert_int_equal(co_recorder_flush(rec, 30000), 0);
+    usleep(50 * 1000);
+    assert_int_equal(stats_of(rec).background, 0);
+    assert_int_equal(writer_policy(), SCHED_OTHER);
+    co_recorder_free(rec);
+    assert_int_equal(logcap_count(&lc, "runs at normal priority"), 1);
+    assert_int_equal(count_rows(f), 50);
+    logcap_free(&lc);
+
+    assert_int_equal(setrlimit(RLIMIT_NICE, &rl_saved), 0);
+    assert_int_equal(syscall(SYS_capset, &h, saved), 0);
+}
+
 static void test_new_errors(void **state)
 {
     fixture *f = *state;
@@ -892,6 +1086,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_text_bounded_on_utf8_boundary, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invalid_records_isolated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_new_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_background_lifted_by_backlog_and_flush, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_priority_normal, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_background_refused, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
