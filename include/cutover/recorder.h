@@ -25,7 +25,8 @@
  * Priority (recorder.priority): in the background (the default) the writer
  * runs SCHED_IDLE, on CPU time no gateway thread wants, so writing never
  * delays a woken worker. A worker whose ring holds more than its share of
- * background_backlog (not yet written), a flush and shutdown lift it to
+ * background_backlog (not yet written) or that finds the writer's loop
+ * stalled for 2 × flush_interval + 500 ms, a flush and shutdown lift it to
  * normal priority; it goes back once less than a batch waits. Coming back
  * from SCHED_IDLE needs CAP_SYS_NICE or RLIMIT_NICE >= 20; without either
  * (checked at start) the writer stays at normal priority and logs why.

@@ -19,8 +19,9 @@
  * Priority: a background writer runs SCHED_IDLE, so a woken gateway thread
  * takes its CPU at once and the scheduler places woken threads on its CPU as
  * on an idle one. It cannot notice its own starvation, so whoever sees the
- * backlog (a producer past its share of background_backlog), a flusher and
- * shutdown lift it to SCHED_OTHER; the writer drops back once it holds less
+ * backlog (a producer past its share of background_backlog, or one that finds
+ * the writer's loop stalled for stall_ms), a flusher and shutdown lift it to
+ * SCHED_OTHER; the writer drops back once it holds less
  * than a batch. Policy changes and `bg` change together under prio_mu. */
 #include <errno.h>
 #include <poll.h>
@@ -119,6 +120,8 @@ struct co_recorder {
     int bg_wanted;        /* priority: background, and the process may come back from it */
     int bg_refused;       /* priority: background, but it may not (logged once by the writer) */
     atomic_uint_least64_t lifts;
+    atomic_int_least64_t alive_ms; /* mono ms the writer last went round its loop or committed */
+    int64_t stall_ms;
 
     /* Writer counters (written by the writer only, read anywhere). */
     atomic_uint_least64_t recorded, batches, write_errors, reopens;
@@ -332,12 +335,18 @@ int co_recorder_push(co_recorder_ring *q, const co_exchange *x)
     q->bytes_in += size;
 
     /* A background writer cannot see that it is starved; this ring's share
-     * of the backlog can. Rare (once per fall behind), so a lock is fine. */
-    if (atomic_load_explicit(&q->rec->bg, memory_order_relaxed) &&
-        q->bytes_in - q->cached_bytes_out > q->lift_at) {
-        q->cached_bytes_out = atomic_load_explicit(&q->bytes_out, memory_order_acquire);
-        if (q->bytes_in - q->cached_bytes_out > q->lift_at)
-            lift(q->rec);
+     * of the backlog can, and so can its stalled loop (which a few records
+     * a second would not show as a backlog for minutes). Rare (once per fall
+     * behind), so a lock is fine. */
+    co_recorder *rec = q->rec;
+    if (atomic_load_explicit(&rec->bg, memory_order_relaxed)) {
+        int behind = 0;
+        if (q->bytes_in - q->cached_bytes_out > q->lift_at) {
+            q->cached_bytes_out = atomic_load_explicit(&q->bytes_out, memory_order_acquire);
+            behind = q->bytes_in - q->cached_bytes_out > q->lift_at;
+        }
+        if (behind || mono_ms() - atomic_load_explicit(&rec->alive_ms, memory_order_relaxed) > rec->stall_ms)
+            lift(rec);
     }
 
     /* Wake the writer when the ring passes half a batch. The cached tail may
@@ -584,6 +593,7 @@ static int write_front(co_recorder *rec, size_t n)
         rec->xs[k] = hand_at(h, k)->x;
     note_high_water(rec, depth_now(rec));
     int rc = co_store_record(rec->st, rec->xs, n);
+    atomic_store_explicit(&rec->alive_ms, mono_ms(), memory_order_relaxed);
     if (rc == 0) {
         for (size_t k = 0; k < n; k++)
             finish(rec, hand_pop(h), RECORDED);
@@ -766,6 +776,7 @@ static void *writer_main(void *arg)
         int stopping = atomic_load_explicit(&rec->stop, memory_order_acquire);
         uint64_t fgen = atomic_load_explicit(&rec->flush_gen, memory_order_acquire);
         int64_t now = mono_ms();
+        atomic_store_explicit(&rec->alive_ms, now, memory_order_relaxed);
         int flushing = fgen != rec->flush_seen;
         int stop_begins = stopping && !stop_deadline;
         if (stop_begins)
@@ -923,6 +934,10 @@ int co_recorder_new_opts(co_recorder **out, const char *store_url, const co_reco
     /* The writer never holds more than `queue`, so no batch can be larger. */
     rec->batch = (size_t)(c.batch < c.queue ? c.batch : c.queue);
     rec->flush_ms = c.flush_interval_ms;
+    /* The loop goes round at least every flush interval (more often under
+     * load), so twice that and a margin for a busy machine means starved. */
+    rec->stall_ms = 2 * c.flush_interval_ms + 500;
+    atomic_store(&rec->alive_ms, mono_ms());
     rec->hd.cap = (size_t)c.queue;
     rec->rng = (uint64_t)co_mono_us() ^ (uint64_t)(uintptr_t)rec;
     rec->last_drop_log = rec->last_err_log = rec->last_invalid_log = INT64_MIN / 2;

@@ -991,6 +991,38 @@ static void test_background_lifted_by_backlog_and_flush(void **state)
     fault_destroy(&fc);
 }
 
+/* A starved writer with little waiting: a producer that finds its loop
+ * stalled (2 × flush_interval + 500 ms) lifts it. */
+static void test_background_lifted_when_stalled(void **state)
+{
+    fixture *f = *state;
+    if (!may_leave_idle())
+        skip();
+    fault_ctl fc;
+    fault_init(&fc);
+    co_recorder_opts o = {.open = fault_open, .open_ud = &fc};
+    co_recorder_conf c = conf_of(4096, 16, 20, 1); /* stalled after 540 ms */
+    co_recorder *rec;
+    assert_int_equal(co_recorder_new_opts(&rec, f->url, &c, 1, &o), 0);
+    wait_background(rec, 1);
+    fault_set(&fc, 0, 1);
+    int seq = 0;
+    push_sized(rec, seq++, "{}");
+    fault_wait_entered(&fc, 1); /* stuck in the write: its loop no longer turns */
+    push_sized(rec, seq++, "{}");
+    assert_int_equal(stats_of(rec).lifts, 0);
+    usleep(800 * 1000);
+    assert_int_equal(stats_of(rec).lifts, 0); /* nobody pushed: nobody looked */
+    push_sized(rec, seq++, "{}");
+    assert_int_equal(stats_of(rec).lifts, 1);
+    assert_int_equal(writer_policy(), SCHED_OTHER);
+    fault_set(&fc, 0, 0);
+    assert_int_equal(co_recorder_flush(rec, 30000), 0);
+    co_recorder_free(rec);
+    assert_int_equal(count_rows(f), (size_t)seq);
+    fault_destroy(&fc);
+}
+
 static void test_priority_normal(void **state)
 {
     fixture *f = *state;
@@ -1087,6 +1119,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_invalid_records_isolated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_new_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_background_lifted_by_backlog_and_flush, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_background_lifted_when_stalled, setup, teardown),
         cmocka_unit_test_setup_teardown(test_priority_normal, setup, teardown),
         cmocka_unit_test_setup_teardown(test_background_refused, setup, teardown),
     };
