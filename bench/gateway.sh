@@ -28,7 +28,8 @@
 # WORKERS (1: gateway workers), SIM_THREADS (1), WARMUP (1s), SLOW_TTFT (20ms),
 # TARGETS (space-separated subset of: direct nginx nginx_mirror
 # nginx_mirror_slow incumbent shadow shadow_slow canary10), NGINX (path),
-# PAIRS (5: paired rounds, below; 0: none), PAIR_DURATION (3s).
+# PAIRS (5: paired rounds, below; 0: none), PAIR_DURATION (3s),
+# GW_YAML (more top-level cutover.yaml, e.g. 'recorder: {priority: normal}').
 #
 # The targets are checked on paired rounds: sim, nginx and one cutover
 # process run side by side and take turns, one short run each per round, so
@@ -233,6 +234,7 @@ listen: 127.0.0.1:0
 workers: $WORKERS
 store: sqlite:$dir/cutover.db
 log_level: warn
+${GW_YAML:-}
 providers:
   fast: {kind: openai, base_url: "http://127.0.0.1:$fast_port/v1", api_key_env: OPENAI_API_KEY}
   slow: {kind: openai, base_url: "http://127.0.0.1:$slow_port/v1", api_key_env: OPENAI_API_KEY}

@@ -117,7 +117,7 @@ struct co_recorder {
     /* Priority (see the top of the file). */
     pthread_mutex_t prio_mu;
     atomic_int bg;        /* the writer runs SCHED_IDLE */
-    int bg_wanted;        /* priority: background, and the process may come back from it */
+    atomic_int bg_wanted; /* priority: background, and the process may come back from it */
     int bg_refused;       /* priority: background, but it may not (logged once by the writer) */
     atomic_uint_least64_t lifts;
     atomic_int_least64_t alive_ms; /* mono ms the writer last went round its loop or committed */
@@ -236,7 +236,7 @@ static void lift_locked(co_recorder *rec)
     if (!atomic_load_explicit(&rec->bg, memory_order_relaxed))
         return;
     if (set_policy(rec->writer, 0) != 0)
-        rec->bg_wanted = 0; /* cannot happen after the probe; never go back then */
+        atomic_store_explicit(&rec->bg_wanted, 0, memory_order_relaxed); /* not after the probe */
     atomic_store_explicit(&rec->bg, 0, memory_order_release);
     atomic_fetch_add_explicit(&rec->lifts, 1, memory_order_relaxed);
 }
@@ -743,7 +743,8 @@ static void wait_for_work(co_recorder *rec, int64_t timeout_ms)
  * slip in between this check and the policy change). */
 static void settle(co_recorder *rec)
 {
-    if (!rec->bg_wanted || atomic_load_explicit(&rec->bg, memory_order_relaxed))
+    if (!atomic_load_explicit(&rec->bg_wanted, memory_order_relaxed) ||
+        atomic_load_explicit(&rec->bg, memory_order_relaxed))
         return;
     size_t waiting = rec->hd.n;
     for (int r = 0; r < rec->nrings; r++)
@@ -757,7 +758,7 @@ static void settle(co_recorder *rec)
         if (set_policy(pthread_self(), 1) == 0)
             atomic_store_explicit(&rec->bg, 1, memory_order_release);
         else
-            rec->bg_wanted = 0;
+            atomic_store_explicit(&rec->bg_wanted, 0, memory_order_relaxed);
     }
     pthread_mutex_unlock(&rec->prio_mu);
 }
@@ -1004,8 +1005,9 @@ int co_recorder_new_opts(co_recorder **out, const char *store_url, const co_reco
         goto done;
     }
     if (c.priority == CO_RECORDER_BACKGROUND) {
-        rec->bg_wanted = may_leave_background();
-        rec->bg_refused = !rec->bg_wanted;
+        int may = may_leave_background();
+        atomic_store(&rec->bg_wanted, may);
+        rec->bg_refused = !may;
     }
     int e = pthread_create(&rec->writer, NULL, writer_main, rec);
     if (e) {
