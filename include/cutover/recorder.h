@@ -24,10 +24,11 @@
  *
  * Priority (recorder.priority): in the background (the default) the writer
  * runs SCHED_IDLE, on CPU time no gateway thread wants, so writing never
- * delays a woken worker. A worker whose ring holds more than its share of
- * background_backlog (not yet written) or that finds the writer's loop
- * stalled for 2 × flush_interval + 500 ms, a flush and shutdown lift it to
- * normal priority; it goes back once less than a batch waits. Coming back
+ * delays a woken worker. A worker whose ring holds more than half its share
+ * of background_backlog (not yet written) lifts it to nice 10, more than all
+ * of it to nice 0; a worker that finds the writer's loop stalled for
+ * 2 × flush_interval + 500 ms, a flush and shutdown lift it to nice 0. It
+ * goes back to SCHED_IDLE once less than a batch waits. Coming back
  * from SCHED_IDLE needs CAP_SYS_NICE or RLIMIT_NICE >= 20; without either
  * (checked at start) the writer stays at normal priority and logs why.
  *
@@ -99,9 +100,10 @@ typedef struct co_recorder_counters {
     uint64_t queue_depth;          /* accepted but neither recorded nor dropped yet */
     uint64_t queue_high_water;     /* highest queue_depth seen (sampled at every write) */
     int store_ok;                  /* 0 while the store is failing */
-    int background;                /* 1 while the writer runs in the background (SCHED_IDLE) */
-    uint64_t lifts;                /* times a background writer was lifted to normal priority
-                                      (fell behind by background_backlog, a flush, shutdown) */
+    int background;                /* how far the writer yields: 2 SCHED_IDLE, 1 nice 10,
+                                      0 normal priority */
+    uint64_t lifts;                /* times a background writer was lifted a level (backlog,
+                                      stalled loop, flush, shutdown) */
     char last_error[256];          /* the last write error ("" when none yet) */
 } co_recorder_counters;
 

@@ -318,13 +318,13 @@ static const co_opt recorder_opts[] = {
     {"record_text", CO_T_BOOL, F(co_recorder_conf, record_text), .def = "true",
      .help = "store request messages and outputs (after redaction); false keeps only metrics"},
     {"priority", CO_T_ENUM, F(co_recorder_conf, priority), .enums = co_recorder_priorities, .def = "background",
-     .help = "background: the writer runs on CPU time nothing else wants (SCHED_IDLE) and at normal priority while "
-             "background_backlog or more waits, its loop stalls for 2 x flush_interval + 500ms, or a flush or "
-             "shutdown waits (needs CAP_SYS_NICE or RLIMIT_NICE >= "
+     .help = "background: the writer runs on CPU time nothing else wants (SCHED_IDLE), at nice 10 while half of "
+             "background_backlog waits, at normal priority while all of it waits, its loop stalls for 2 x "
+             "flush_interval + 500ms, or a flush or shutdown waits (needs CAP_SYS_NICE or RLIMIT_NICE >= "
              "20 to return to normal; without either it stays normal); normal: always normal priority"},
     OPTN("background_backlog", CO_T_SIZE, F(co_recorder_conf, background_backlog), 65536, 1073741824.0, "4MiB",
-         "records waiting for a background writer, in bytes, that lift it to normal priority until it has caught "
-         "up; bounds the memory and delay background writing can add"),
+         "records waiting for a background writer, in bytes, that lift it to normal priority (half of it: to "
+         "nice 10) until it has caught up; bounds the memory and delay background writing can add"),
     END,
 };
 static const co_schema recorder_schema = {.name = "recorder", .opts = recorder_opts,

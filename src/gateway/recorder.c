@@ -16,13 +16,16 @@
  * The writer thread alone touches the store handle, the hand (records taken
  * from the rings, FIFO, at most `queue`), the redactor and the log callback.
  *
- * Priority: a background writer runs SCHED_IDLE, so a woken gateway thread
- * takes its CPU at once and the scheduler places woken threads on its CPU as
- * on an idle one. It cannot notice its own starvation, so whoever sees the
- * backlog (a producer past its share of background_backlog, or one that finds
- * the writer's loop stalled for stall_ms), a flusher and shutdown lift it to
- * SCHED_OTHER; the writer drops back once it holds less
- * than a batch. Policy changes and `bg` change together under prio_mu. */
+ * Priority: a background writer runs SCHED_IDLE (level REC_IDLE), so a woken
+ * gateway thread takes its CPU at once and the scheduler places woken
+ * threads on its CPU as on an idle one. It cannot notice its own starvation,
+ * so the others lift it: a producer past half its share of
+ * background_backlog to nice REC_LOW_NICE (REC_LOW: it yields most of a
+ * CPU it shares with a worker, and often catches up so), past all of it or
+ * finding the writer's loop stalled for stall_ms to nice 0 (REC_NORMAL), as
+ * do a flusher and shutdown. The writer drops back to REC_IDLE once less
+ * than a batch waits. The thread's policy and `level` change together under
+ * prio_mu. */
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
@@ -34,6 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -51,6 +55,10 @@
 #define REC_FIELD_MAX 256 /* identifiers: workload, model, user key... */
 #define REC_BATCHES_PER_CYCLE 64
 #define REC_DEFAULT_BACKLOG ((int64_t)4 * 1024 * 1024)
+#define REC_LOW_NICE 10
+
+/* The writer's priority levels; larger yields more. */
+enum { REC_NORMAL = 0, REC_LOW = 1, REC_IDLE = 2 };
 
 typedef struct rec_item {
     co_exchange x;  /* strings point into data[] (text: or into red_*) */
@@ -116,7 +124,8 @@ struct co_recorder {
 
     /* Priority (see the top of the file). */
     pthread_mutex_t prio_mu;
-    atomic_int bg;        /* the writer runs SCHED_IDLE */
+    atomic_int level;     /* REC_NORMAL, REC_LOW or REC_IDLE */
+    atomic_int writer_tid;
     atomic_int bg_wanted; /* priority: background, and the process may come back from it */
     int bg_refused;       /* priority: background, but it may not (logged once by the writer) */
     atomic_uint_least64_t lifts;
@@ -204,19 +213,33 @@ static size_t bounded_len(const char *s, size_t max)
 
 /* ---- priority ------------------------------------------------------------- */
 
-static int set_policy(pthread_t t, int background)
+/* struct sched_attr of sched_setattr(2), which glibc 2.36 does not declare:
+ * the one call that sets another thread's policy and nice together. */
+typedef struct co__sched_attr {
+    uint32_t size, policy;
+    uint64_t flags;
+    int32_t nice;
+    uint32_t priority;
+    uint64_t runtime, deadline, period;
+} co__sched_attr;
+
+static int set_level(int tid, int level)
 {
-    struct sched_param sp = {.sched_priority = 0};
-    return pthread_setschedparam(t, background ? SCHED_IDLE : SCHED_OTHER, &sp);
+    co__sched_attr a = {.size = sizeof a,
+                        .policy = level == REC_IDLE ? SCHED_IDLE : SCHED_OTHER,
+                        .nice = level == REC_LOW ? REC_LOW_NICE : 0};
+    return syscall(SYS_sched_setattr, tid, &a, 0) == 0 ? 0 : -1;
 }
 
-/* An unprivileged thread may enter SCHED_IDLE but leave it only when
- * RLIMIT_NICE allows nice 0 (or with CAP_SYS_NICE): tried on a throwaway
- * thread, which inherits both, so the writer never gets stuck there. */
+/* An unprivileged thread may enter SCHED_IDLE or a higher nice but leave
+ * them only when RLIMIT_NICE allows nice 0 (or with CAP_SYS_NICE): every
+ * step is tried on a throwaway thread, which inherits both, so the writer
+ * never gets stuck. */
 static void *probe_main(void *arg)
 {
-    int *ok = arg;
-    *ok = set_policy(pthread_self(), 1) == 0 && set_policy(pthread_self(), 0) == 0;
+    int *ok = arg, tid = (int)syscall(SYS_gettid);
+    *ok = set_level(tid, REC_IDLE) == 0 && set_level(tid, REC_LOW) == 0 && set_level(tid, REC_NORMAL) == 0 &&
+          set_level(tid, REC_IDLE) == 0 && set_level(tid, REC_NORMAL) == 0;
     return NULL;
 }
 
@@ -230,21 +253,21 @@ static int may_leave_background(void)
     return ok;
 }
 
-/* Caller holds prio_mu. */
-static void lift_locked(co_recorder *rec)
+/* Caller holds prio_mu. Only ever raises the writer's priority. */
+static void lift_locked(co_recorder *rec, int to)
 {
-    if (!atomic_load_explicit(&rec->bg, memory_order_relaxed))
+    if (atomic_load_explicit(&rec->level, memory_order_relaxed) <= to)
         return;
-    if (set_policy(rec->writer, 0) != 0)
+    if (set_level(atomic_load_explicit(&rec->writer_tid, memory_order_relaxed), to) != 0)
         atomic_store_explicit(&rec->bg_wanted, 0, memory_order_relaxed); /* not after the probe */
-    atomic_store_explicit(&rec->bg, 0, memory_order_release);
+    atomic_store_explicit(&rec->level, to, memory_order_release);
     atomic_fetch_add_explicit(&rec->lifts, 1, memory_order_relaxed);
 }
 
-static void lift(co_recorder *rec)
+static void lift(co_recorder *rec, int to)
 {
     pthread_mutex_lock(&rec->prio_mu);
-    lift_locked(rec);
+    lift_locked(rec, to);
     pthread_mutex_unlock(&rec->prio_mu);
 }
 
@@ -339,14 +362,18 @@ int co_recorder_push(co_recorder_ring *q, const co_exchange *x)
      * a second would not show as a backlog for minutes). Rare (once per fall
      * behind), so a lock is fine. */
     co_recorder *rec = q->rec;
-    if (atomic_load_explicit(&rec->bg, memory_order_relaxed)) {
-        int behind = 0;
-        if (q->bytes_in - q->cached_bytes_out > q->lift_at) {
+    int level = atomic_load_explicit(&rec->level, memory_order_relaxed);
+    if (level != REC_NORMAL) {
+        int want = level;
+        if (q->bytes_in - q->cached_bytes_out > q->lift_at / 2) {
             q->cached_bytes_out = atomic_load_explicit(&q->bytes_out, memory_order_acquire);
-            behind = q->bytes_in - q->cached_bytes_out > q->lift_at;
+            uint64_t held = q->bytes_in - q->cached_bytes_out;
+            want = held > q->lift_at ? REC_NORMAL : held > q->lift_at / 2 ? REC_LOW : level;
         }
-        if (behind || mono_ms() - atomic_load_explicit(&rec->alive_ms, memory_order_relaxed) > rec->stall_ms)
-            lift(rec);
+        if (mono_ms() - atomic_load_explicit(&rec->alive_ms, memory_order_relaxed) > rec->stall_ms)
+            want = REC_NORMAL;
+        if (want < level)
+            lift(rec, want);
     }
 
     /* Wake the writer when the ring passes half a batch. The cached tail may
@@ -744,7 +771,7 @@ static void wait_for_work(co_recorder *rec, int64_t timeout_ms)
 static void settle(co_recorder *rec)
 {
     if (!atomic_load_explicit(&rec->bg_wanted, memory_order_relaxed) ||
-        atomic_load_explicit(&rec->bg, memory_order_relaxed))
+        atomic_load_explicit(&rec->level, memory_order_relaxed) == REC_IDLE)
         return;
     size_t waiting = rec->hd.n;
     for (int r = 0; r < rec->nrings; r++)
@@ -755,8 +782,8 @@ static void settle(co_recorder *rec)
     pthread_mutex_lock(&rec->prio_mu);
     if (!atomic_load_explicit(&rec->stop, memory_order_acquire) &&
         atomic_load_explicit(&rec->flush_gen, memory_order_acquire) == rec->flush_seen) {
-        if (set_policy(pthread_self(), 1) == 0)
-            atomic_store_explicit(&rec->bg, 1, memory_order_release);
+        if (set_level(atomic_load_explicit(&rec->writer_tid, memory_order_relaxed), REC_IDLE) == 0)
+            atomic_store_explicit(&rec->level, REC_IDLE, memory_order_release);
         else
             atomic_store_explicit(&rec->bg_wanted, 0, memory_order_relaxed);
     }
@@ -767,6 +794,7 @@ static void *writer_main(void *arg)
 {
     co_recorder *rec = arg;
     int64_t stop_deadline = 0;
+    atomic_store_explicit(&rec->writer_tid, (int)syscall(SYS_gettid), memory_order_relaxed);
     rec->next_tick = mono_ms() + rec->flush_ms;
     if (rec->bg_refused)
         rec_log(rec, CO_RECORDER_LOG_INFO,
@@ -1050,7 +1078,7 @@ int co_recorder_flush(co_recorder *rec, int64_t timeout_ms)
         target[i] = atomic_load_explicit(&rec->rings[i].head, memory_order_acquire);
     pthread_mutex_lock(&rec->prio_mu);
     atomic_fetch_add_explicit(&rec->flush_gen, 1, memory_order_acq_rel);
-    lift_locked(rec); /* a flusher waits: no writing on leftover CPU time now */
+    lift_locked(rec, REC_NORMAL); /* a flusher waits: no writing on leftover CPU time now */
     pthread_mutex_unlock(&rec->prio_mu);
     wake_writer(rec);
 
@@ -1121,7 +1149,7 @@ void co_recorder_stats(co_recorder *rec, co_recorder_counters *out)
     out->reopens = get(&rec->reopens);
     out->queue_high_water = get(&rec->high_water);
     out->store_ok = atomic_load_explicit(&rec->store_ok, memory_order_relaxed);
-    out->background = atomic_load_explicit(&rec->bg, memory_order_relaxed);
+    out->background = atomic_load_explicit(&rec->level, memory_order_relaxed);
     out->lifts = atomic_load_explicit(&rec->lifts, memory_order_relaxed);
     pthread_mutex_lock(&rec->mu);
     snprintf(out->last_error, sizeof out->last_error, "%s", rec->last_error);
@@ -1135,7 +1163,7 @@ void co_recorder_free(co_recorder *rec)
     if (rec->writer_started) {
         pthread_mutex_lock(&rec->prio_mu);
         atomic_store_explicit(&rec->stop, 1, memory_order_release);
-        lift_locked(rec);
+        lift_locked(rec, REC_NORMAL);
         pthread_mutex_unlock(&rec->prio_mu);
         wake_writer(rec);
         pthread_join(rec->writer, NULL);

@@ -496,7 +496,7 @@ static void cb_recorder(void *ud, co_metrics_sink *s, int what)
     case 4: co_metrics_emit(s, NULL, (double)c.write_errors); break;
     case 5: co_metrics_emit(s, NULL, c.store_ok ? 1 : 0); break;
     case 6: co_metrics_emit(s, NULL, (double)c.batches); break;
-    case 7: co_metrics_emit(s, NULL, c.background ? 1 : 0); break;
+    case 7: co_metrics_emit(s, NULL, c.background); break;
     case 8: co_metrics_emit(s, NULL, (double)c.lifts); break;
     default: break;
     }
@@ -668,9 +668,10 @@ static int met_new(co_gateway *gw, const co_config *cfg, gw_met **out)
         {"cutover_recorder_batches_total", "store transactions that wrote exchanges", CO_METRIC_COUNTER, cb_rec_batches},
         {"cutover_recorder_write_errors_total", "failed store writes (each retried)", CO_METRIC_COUNTER, cb_rec_errors},
         {"cutover_recorder_store_ok", "1 while the store accepts writes", CO_METRIC_GAUGE, cb_rec_ok},
-        {"cutover_recorder_background", "1 while the recorder writes on otherwise idle CPU time", CO_METRIC_GAUGE,
+        {"cutover_recorder_background",
+         "how far the recorder yields the CPU: 2 idle time only, 1 nice 10, 0 normal priority", CO_METRIC_GAUGE,
          cb_rec_background},
-        {"cutover_recorder_lifts_total", "times the background recorder was lifted to normal priority (backlog, flush)",
+        {"cutover_recorder_lifts_total", "times the background recorder was lifted a priority level (backlog, flush)",
          CO_METRIC_COUNTER, cb_rec_lifts},
         {"cutover_upstream_in_flight", "upstream transfers in flight", CO_METRIC_GAUGE, cb_up_inflight},
         {"cutover_upstream_requests_total", "upstream transfers started", CO_METRIC_COUNTER, cb_up_started},

@@ -5,9 +5,10 @@
  * failing drops the oldest, flush and free write everything, text is redacted
  * (and API keys always masked) before storage, record_text off stores no
  * text, invalid rows are isolated, drop logs are rate-limited, a background
- * writer runs SCHED_IDLE and is lifted to SCHED_OTHER by a backlog, a flush
- * or shutdown (checked in the kernel's view of the thread), and stays at
- * normal priority where it could not come back.
+ * writer runs SCHED_IDLE and is lifted to nice 10 and then nice 0 by a
+ * growing backlog, to nice 0 by a stalled loop, a flush or shutdown (checked
+ * in the kernel's view of the thread), and stays at normal priority where it
+ * could not come back.
  *
  * Faults are injected deterministically by a wrapping store (opened through
  * the recorder's `open` hook) that can fail with a chosen status or block the
@@ -863,11 +864,13 @@ static void test_invalid_records_isolated(void **state)
 
 /* ---- priority ------------------------------------------------------------- */
 
-/* The scheduling policy of this process's "co-recorder" thread, as the
- * kernel reports it (/proc/self/task/TID/stat, field 41); -1 if none. */
-static int writer_policy(void)
+/* The writer's level as the kernel sees this process's "co-recorder"
+ * thread (/proc/self/task/TID/stat: nice is field 19, the policy field 41):
+ * 2 SCHED_IDLE, 1 SCHED_OTHER at nice 10, 0 SCHED_OTHER at nice 0; -1 for
+ * anything else or no such thread. */
+static int writer_level(void)
 {
-    int policy = -1;
+    int policy = -1, nice = 0;
     DIR *d = opendir("/proc/self/task");
     assert_non_null(d);
     struct dirent *e;
@@ -891,20 +894,26 @@ static int writer_policy(void)
         buf[n] = '\0';
         char *t = strrchr(buf, ')');
         assert_non_null(t);
-        /* after ") " come fields 3, 4, ...: the policy is the 39th of them */
-        int field = 2;
-        for (char *tok = strtok(t + 1, " "); tok; tok = strtok(NULL, " "))
-            if (++field == 41) {
+        int field = 2; /* after ") " come fields 3, 4, ... */
+        for (char *tok = strtok(t + 1, " "); tok; tok = strtok(NULL, " ")) {
+            if (++field == 19)
+                nice = atoi(tok);
+            if (field == 41) {
                 policy = atoi(tok);
                 break;
             }
+        }
     }
     closedir(d);
-    return policy;
+    if (policy == SCHED_IDLE)
+        return 2;
+    if (policy == SCHED_OTHER && (nice == 0 || nice == 10))
+        return nice == 10 ? 1 : 0;
+    return -1;
 }
 
 /* Polls (bounded by a 10 s safety net, never asserted as a time) until the
- * writer's `background` counter reads `want`. */
+ * writer's `background` level reads `want`. */
 static void wait_background(co_recorder *rec, int want)
 {
     for (int i = 0; i < 10000 && stats_of(rec).background != want; i++)
@@ -916,7 +925,9 @@ static void *try_leave_idle(void *arg)
 {
     struct sched_param sp = {0};
     *(int *)arg = pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp) == 0 &&
-                  pthread_setschedparam(pthread_self(), SCHED_OTHER, &sp) == 0;
+                  pthread_setschedparam(pthread_self(), SCHED_OTHER, &sp) == 0 &&
+                  setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10) == 0 &&
+                  setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 0) == 0;
     return NULL;
 }
 
@@ -946,46 +957,51 @@ static void test_background_lifted_by_backlog_and_flush(void **state)
     fault_init(&fc);
     co_recorder_opts o = {.open = fault_open, .open_ud = &fc};
     co_recorder_conf c = conf_of(4096, 16, 60000, 1);
-    c.background_backlog = 64 * 1024;
+    c.background_backlog = 64 * 1024; /* nice 10 past 32 KiB waiting, nice 0 past 64 */
     co_recorder *rec;
     assert_int_equal(co_recorder_new_opts(&rec, f->url, &c, 1, &o), 0);
-    wait_background(rec, 1);
-    assert_int_equal(writer_policy(), SCHED_IDLE);
+    wait_background(rec, 2);
+    assert_int_equal(writer_level(), 2);
     assert_int_equal(stats_of(rec).lifts, 0);
 
     /* The writer stuck inside a write stands for a starved one: it cannot
      * lift itself, the producer's backlog must. */
-    char text[1024];
+    char text[4096];
     memset(text, 'a', sizeof text - 1);
     text[sizeof text - 1] = '\0';
     fault_set(&fc, 0, 1);
     int seq = 0;
-    for (; seq < 16; seq++)
-        push_sized(rec, seq, text);
+    for (; seq < 16; seq++) /* a batch of small records (< 8 KiB) */
+        push_sized(rec, seq, "{}");
     fault_wait_entered(&fc, 1);
-    for (; seq < 40; seq++) /* ~40 KiB waiting: under the 64 KiB mark */
+    for (; seq < 21; seq++) /* + 5 of ~4.3 KiB: < 32 KiB waiting */
         push_sized(rec, seq, text);
     assert_int_equal(stats_of(rec).lifts, 0);
-    assert_int_equal(stats_of(rec).background, 1);
-    assert_int_equal(writer_policy(), SCHED_IDLE);
-    for (; seq < 100; seq++) /* past it */
+    assert_int_equal(stats_of(rec).background, 2);
+    assert_int_equal(writer_level(), 2);
+    for (; seq < 24; seq++) /* + 3: past 32 KiB, under 64 */
         push_sized(rec, seq, text);
     assert_int_equal(stats_of(rec).lifts, 1);
+    assert_int_equal(stats_of(rec).background, 1);
+    assert_int_equal(writer_level(), 1);
+    for (; seq < 32; seq++) /* + 8: past 64 KiB */
+        push_sized(rec, seq, text);
+    assert_int_equal(stats_of(rec).lifts, 2);
     assert_int_equal(stats_of(rec).background, 0);
-    assert_int_equal(writer_policy(), SCHED_OTHER);
+    assert_int_equal(writer_level(), 0);
 
     /* Caught up, it goes back. */
     fault_set(&fc, 0, 0);
-    wait_background(rec, 1);
-    assert_int_equal(writer_policy(), SCHED_IDLE);
-    assert_int_equal(stats_of(rec).lifts, 1);
+    wait_background(rec, 2);
+    assert_int_equal(writer_level(), 2);
+    assert_int_equal(stats_of(rec).lifts, 2);
 
     /* A flush lifts it too: its caller waits. */
     push_sized(rec, seq++, "{}");
     assert_int_equal(co_recorder_flush(rec, 30000), 0);
-    assert_int_equal(stats_of(rec).lifts, 2);
+    assert_int_equal(stats_of(rec).lifts, 3);
     assert_int_equal(stats_of(rec).recorded, (uint64_t)seq);
-    wait_background(rec, 1);
+    wait_background(rec, 2);
     co_recorder_free(rec);
     assert_int_equal(count_rows(f), (size_t)seq);
     fault_destroy(&fc);
@@ -1004,7 +1020,7 @@ static void test_background_lifted_when_stalled(void **state)
     co_recorder_conf c = conf_of(4096, 16, 20, 1); /* stalled after 540 ms */
     co_recorder *rec;
     assert_int_equal(co_recorder_new_opts(&rec, f->url, &c, 1, &o), 0);
-    wait_background(rec, 1);
+    wait_background(rec, 2);
     fault_set(&fc, 0, 1);
     int seq = 0;
     push_sized(rec, seq++, "{}");
@@ -1015,7 +1031,7 @@ static void test_background_lifted_when_stalled(void **state)
     assert_int_equal(stats_of(rec).lifts, 0); /* nobody pushed: nobody looked */
     push_sized(rec, seq++, "{}");
     assert_int_equal(stats_of(rec).lifts, 1);
-    assert_int_equal(writer_policy(), SCHED_OTHER);
+    assert_int_equal(writer_level(), 0);
     fault_set(&fc, 0, 0);
     assert_int_equal(co_recorder_flush(rec, 30000), 0);
     co_recorder_free(rec);
@@ -1036,7 +1052,7 @@ static void test_priority_normal(void **state)
     usleep(50 * 1000); /* a few more writer cycles: none may go to the background */
     assert_int_equal(stats_of(rec).background, 0);
     assert_int_equal(stats_of(rec).lifts, 0);
-    assert_int_equal(writer_policy(), SCHED_OTHER);
+    assert_int_equal(writer_level(), 0);
     co_recorder_free(rec);
     assert_int_equal(count_rows(f), 100);
 }
@@ -1070,7 +1086,7 @@ static void test_background_refused(void **state)
     assert_int_equal(co_recorder_flush(rec, 30000), 0);
     usleep(50 * 1000);
     assert_int_equal(stats_of(rec).background, 0);
-    assert_int_equal(writer_policy(), SCHED_OTHER);
+    assert_int_equal(writer_level(), 0);
     co_recorder_free(rec);
     assert_int_equal(logcap_count(&lc, "runs at normal priority"), 1);
     assert_int_equal(count_rows(f), 50);
