@@ -82,6 +82,9 @@ const char *co_suggest(const char *word, const char *const *candidates);
 int co_parse_duration_ms(const char *s, int64_t *out_ms);
 /* "512", "64k", "10MB", "1MiB" -> bytes. */
 int co_parse_size(const char *s, int64_t *out_bytes);
+/* Formats bytes exactly in the largest binary unit that divides them:
+ * "1GiB", "4MiB", "64KiB", "1500" (parseable again by co_parse_size). */
+const char *co_format_size(int64_t bytes, char *buf, size_t n);
 /* Formats ms exactly as "48h", "1h30m", "1s234ms", "250ms" (parseable again). */
 const char *co_format_duration(int64_t ms, char *buf, size_t n);
 /* Formats a time left for people: rounded up to the second, at most two

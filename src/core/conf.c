@@ -174,6 +174,13 @@ static void bounds_text(const co_opt *o, char *buf, size_t cap)
     case CO_T_PERCENT:
         snprintf(buf, cap, "from %g%% to %g%%", o->min, o->max);
         break;
+    case CO_T_SIZE:
+        snprintf(buf, cap, "from %s to %s", co_format_size((int64_t)o->min, a, sizeof a),
+                 co_format_size((int64_t)o->max, b, sizeof b));
+        break;
+    case CO_T_INT:
+        snprintf(buf, cap, "from %.0f to %.0f", o->min, o->max);
+        break;
     default:
         snprintf(buf, cap, "from %g to %g", o->min, o->max);
     }

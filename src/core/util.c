@@ -213,6 +213,20 @@ int co_parse_size(const char *s, int64_t *out_bytes)
     return 0;
 }
 
+const char *co_format_size(int64_t bytes, char *buf, size_t n)
+{
+    static const char *const units[] = {"GiB", "MiB", "KiB"};
+    for (int i = 0; i < 3; i++) {
+        int64_t unit = (int64_t)1 << (10 * (3 - i));
+        if (bytes > 0 && bytes % unit == 0) {
+            snprintf(buf, n, "%lld%s", (long long)(bytes / unit), units[i]);
+            return buf;
+        }
+    }
+    snprintf(buf, n, "%lld", (long long)bytes);
+    return buf;
+}
+
 /* Exact and parseable again: "48h", "1h30m", "1s234ms", "250ms". */
 const char *co_format_duration(int64_t ms, char *buf, size_t n)
 {

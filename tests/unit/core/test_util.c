@@ -282,6 +282,24 @@ static void test_format_duration(void **state)
     assert_int_equal(strlen(small), 3);
 }
 
+static void test_format_size(void **state)
+{
+    (void)state;
+    char b[32];
+    int64_t v;
+    assert_string_equal(co_format_size(0, b, sizeof b), "0");
+    assert_string_equal(co_format_size(1500, b, sizeof b), "1500");
+    assert_string_equal(co_format_size(65536, b, sizeof b), "64KiB");
+    assert_string_equal(co_format_size(4 * 1024 * 1024, b, sizeof b), "4MiB");
+    assert_string_equal(co_format_size(1073741824, b, sizeof b), "1GiB");
+    assert_string_equal(co_format_size(1536LL * 1024 * 1024, b, sizeof b), "1536MiB"); /* exact, not 1.5GiB */
+    const int64_t back[] = {1, 1023, 1024, 1025, 65536, 3 * 1048576 + 1024, 1073741824, 5LL << 30};
+    for (size_t i = 0; i < sizeof back / sizeof back[0]; i++) {
+        assert_int_equal(co_parse_size(co_format_size(back[i], b, sizeof b), &v), 0);
+        assert_int_equal(v, back[i]);
+    }
+}
+
 /* What co_format_duration writes, co_parse_duration_ms reads back to the
  * same value (bounds in error messages, `cutover config` output). */
 static void test_format_duration_round_trip(void **state)
@@ -669,6 +687,7 @@ int main(void)
         cmocka_unit_test(test_parse_size),
         cmocka_unit_test(test_format_duration),
         cmocka_unit_test(test_format_duration_left),
+        cmocka_unit_test(test_format_size),
         cmocka_unit_test(test_id_new),
         cmocka_unit_test(test_utf8_bad_offset),
         cmocka_unit_test(test_json_plain_end),
