@@ -168,15 +168,13 @@ static void bounds_text(const co_opt *o, char *buf, size_t cap)
     char a[32], b[32];
     switch (o->type) {
     case CO_T_DURATION:
-        snprintf(buf, cap, "from %s to %s", co_format_duration((int64_t)o->min, a, sizeof a),
-                 co_format_duration((int64_t)o->max, b, sizeof b));
+    case CO_T_SIZE: {
+        const char *(*fmt)(int64_t, char *, size_t) = o->type == CO_T_SIZE ? co_format_size : co_format_duration;
+        snprintf(buf, cap, "from %s to %s", fmt((int64_t)o->min, a, sizeof a), fmt((int64_t)o->max, b, sizeof b));
         break;
+    }
     case CO_T_PERCENT:
         snprintf(buf, cap, "from %g%% to %g%%", o->min, o->max);
-        break;
-    case CO_T_SIZE:
-        snprintf(buf, cap, "from %s to %s", co_format_size((int64_t)o->min, a, sizeof a),
-                 co_format_size((int64_t)o->max, b, sizeof b));
         break;
     case CO_T_INT:
         snprintf(buf, cap, "from %.0f to %.0f", o->min, o->max);
