@@ -20,8 +20,8 @@
  * gateway thread takes its CPU at once and the scheduler places woken
  * threads on its CPU as on an idle one. It cannot notice its own starvation,
  * so the others lift it: a producer past half its share of
- * background_backlog to nice REC_LOW_NICE (REC_LOW: it yields most of a
- * CPU it shares with a worker, and often catches up so), past all of it or
+ * background_backlog to nice REC_LOW_NICE (REC_LOW: about a tenth of a CPU
+ * it shares with one busy thread), past all of it or
  * finding the writer's loop stalled for stall_ms to nice 0 (REC_NORMAL), as
  * do a flusher and shutdown. The writer drops back to REC_IDLE once less
  * than a batch waits. The thread's policy and `level` change together under
