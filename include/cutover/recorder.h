@@ -9,6 +9,9 @@
  * (co_recorder_producer). co_recorder_push copies the exchange into one
  * allocation and never blocks, never locks: when the ring (or the worker's
  * share of the memory bound) is full, the record is dropped and counted.
+ * Written records go back to their ring (up to 2 MiB each), and the next
+ * pushes reuse their memory, so a worker's allocations are freed by that
+ * worker only.
  *
  * The writer drains all rings, redacts request_json and output_text (API-key
  * look-alikes always, the rest per the co_redactor; see redact.h) and writes
@@ -104,6 +107,7 @@ typedef struct co_recorder_counters {
                                       0 normal priority */
     uint64_t lifts;                /* times a background writer was lifted a level (backlog,
                                       stalled loop, flush, shutdown) */
+    uint64_t recycled;             /* pushes that reused the memory of a written record */
     char last_error[256];          /* the last write error ("" when none yet) */
 } co_recorder_counters;
 

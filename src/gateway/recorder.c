@@ -56,6 +56,8 @@
 #define REC_BATCHES_PER_CYCLE 64
 #define REC_DEFAULT_BACKLOG ((int64_t)4 * 1024 * 1024)
 #define REC_LOW_NICE 10
+/* Finished records each ring may hold for its producer to reuse. */
+#define REC_RETURN_MAX ((uint64_t)2 * 1024 * 1024)
 
 /* The writer's priority levels; larger yields more. */
 enum { REC_NORMAL = 0, REC_LOW = 1, REC_IDLE = 2 };
@@ -65,7 +67,8 @@ typedef struct rec_item {
     char *red_req;  /* the writer's redacted copies */
     char *red_out;
     size_t lreq, lout; /* lengths of the text as pushed */
-    size_t bytes;   /* charged to the ring's memory share */
+    size_t bytes;   /* charged to the ring's memory share: its allocation's size */
+    struct rec_item *next_returned;
     uint32_t ring;
     int redacted;
     char data[];
@@ -79,10 +82,16 @@ struct co_recorder_ring {
     size_t cached_tail;
     uint64_t bytes_in;
     uint64_t cached_bytes_out;
+    rec_item *spare;        /* taken back from `returned`, not reused yet */
+    atomic_uint_least64_t recycled;
     /* Writer side. */
     alignas(64) atomic_size_t tail;
     atomic_uint_least64_t done;
     atomic_uint_least64_t bytes_out;
+    /* Finished records handed back to the producer (a stack the writer
+     * pushes onto and the producer takes whole) and their bytes. */
+    alignas(64) _Atomic(rec_item *) returned;
+    atomic_uint_least64_t returned_bytes;
     /* Both: set by a producer that woke the writer, cleared by the writer. */
     alignas(64) atomic_int signalled;
     /* Read-only after creation. */
@@ -280,6 +289,40 @@ static int drop_full(co_recorder_ring *q, int status, const char *why)
                         (unsigned)q->index);
 }
 
+/* Written records go back to the ring they came from (give_back), and its
+ * producer allocates the next ones out of them: malloc and free stay on the
+ * worker that owns the memory. A writer freeing a worker's allocations
+ * takes that worker's malloc arena lock 512 times a batch, and as a
+ * background thread it can be preempted holding it; reusing the records
+ * also keeps their memory warm. Records of a workload are of similar size:
+ * one that fits without wasting more than half of itself is reused, and a
+ * few that do not are freed here, by the thread that allocated them. */
+static rec_item *take_returned(co_recorder_ring *q, size_t size)
+{
+    for (int looked = 0; looked < 4; looked++) {
+        if (!q->spare) {
+            if (!atomic_load_explicit(&q->returned, memory_order_relaxed))
+                return NULL;
+            q->spare = atomic_exchange_explicit(&q->returned, NULL, memory_order_acquire);
+        }
+        rec_item *it = q->spare;
+        q->spare = it->next_returned;
+        atomic_fetch_sub_explicit(&q->returned_bytes, it->bytes, memory_order_relaxed);
+        if (it->bytes >= size && it->bytes / 2 <= size)
+            return it;
+        free(it);
+    }
+    return NULL;
+}
+
+/* A record taken back but not used after all (the memory share was full). */
+static void keep_spare(co_recorder_ring *q, rec_item *it)
+{
+    atomic_fetch_add_explicit(&q->returned_bytes, it->bytes, memory_order_relaxed);
+    it->next_returned = q->spare;
+    q->spare = it;
+}
+
 int co_recorder_push(co_recorder_ring *q, const co_exchange *x)
 {
     if (!q || !x)
@@ -309,20 +352,26 @@ int co_recorder_push(co_recorder_ring *q, const co_exchange *x)
     size_t lout = out ? bounded_len(out, q->text_max) : 0;
     size += (req ? lreq + 1 : 0) + (out ? lout + 1 : 0);
 
-    if (q->bytes_in - q->cached_bytes_out + size > q->byte_budget) {
+    rec_item *it = take_returned(q, size);
+    size_t charge = it ? it->bytes : size;
+    if (q->bytes_in - q->cached_bytes_out + charge > q->byte_budget) {
         q->cached_bytes_out = atomic_load_explicit(&q->bytes_out, memory_order_acquire);
-        if (q->bytes_in - q->cached_bytes_out + size > q->byte_budget)
+        if (q->bytes_in - q->cached_bytes_out + charge > q->byte_budget) {
+            if (it)
+                keep_spare(q, it);
             return drop_full(q, CO_EBUSY, "queue memory share full");
+        }
     }
-    rec_item *it = malloc(size);
-    if (!it)
+    if (it)
+        bump(&q->recycled, 1);
+    else if (!(it = malloc(size)))
         return drop_full(q, CO_ENOMEM, "out of memory");
 
     it->x = *x;
     it->x.request_id[sizeof it->x.request_id - 1] = '\0';
     it->x.pair_id[sizeof it->x.pair_id - 1] = '\0';
     it->red_req = it->red_out = NULL;
-    it->bytes = size;
+    it->bytes = charge;
     it->ring = q->index;
     it->redacted = 0;
     char *p = it->data;
@@ -355,7 +404,7 @@ int co_recorder_push(co_recorder_ring *q, const co_exchange *x)
 
     q->slots[head & q->mask] = it;
     atomic_store_explicit(&q->head, head + 1, memory_order_release);
-    q->bytes_in += size;
+    q->bytes_in += charge;
 
     /* A background writer cannot see that it is starved; this ring's share
      * of the backlog can, and so can its stalled loop (which a few records
@@ -459,6 +508,26 @@ static void item_free(rec_item *it)
     free(it);
 }
 
+/* On the writer: a finished record goes back to its ring for reuse (see
+ * take_returned) while the ring holds less than REC_RETURN_MAX of them;
+ * the producer takes the whole stack at once, so a plain CAS push is safe. */
+static void give_back(co_recorder_ring *q, rec_item *it)
+{
+    free(it->red_req);
+    free(it->red_out);
+    it->red_req = it->red_out = NULL;
+    if (atomic_load_explicit(&q->returned_bytes, memory_order_relaxed) + it->bytes > REC_RETURN_MAX) {
+        free(it);
+        return;
+    }
+    atomic_fetch_add_explicit(&q->returned_bytes, it->bytes, memory_order_relaxed);
+    rec_item *top = atomic_load_explicit(&q->returned, memory_order_relaxed);
+    do
+        it->next_returned = top;
+    while (!atomic_compare_exchange_weak_explicit(&q->returned, &top, it, memory_order_release,
+                                                  memory_order_relaxed));
+}
+
 static void finish(co_recorder *rec, rec_item *it, enum fate how)
 {
     co_recorder_ring *q = &rec->rings[it->ring];
@@ -468,7 +537,7 @@ static void finish(co_recorder *rec, rec_item *it, enum fate how)
     case DROP_INVALID: bump(&rec->dropped_invalid, 1); break;
     }
     uint64_t bytes = it->bytes;
-    item_free(it);
+    give_back(q, it);
     atomic_store_explicit(&q->bytes_out,
                           atomic_load_explicit(&q->bytes_out, memory_order_relaxed) + bytes,
                           memory_order_release);
@@ -653,13 +722,17 @@ static int write_front(co_recorder *rec, size_t n)
     return 0;
 }
 
-/* Writes held records: full batches, and with `all` the remainder too.
- * `force` ignores the backoff once. 0 when nothing failed. */
+/* Writes held records: full batches, and with `all` what was held on entry
+ * too. Records that arrive meanwhile wait for a full batch or the next tick:
+ * chasing them would commit a few rows at a time, and every commit
+ * rewrites the last page of the table and of each index. `force` ignores
+ * the backoff once. 0 when nothing failed. */
 static int write_held(co_recorder *rec, int all, int force)
 {
     hand *h = &rec->hd;
     int batches = 0;
-    while (h->n >= rec->batch || (all && h->n > 0)) {
+    size_t owed = all ? h->n : 0;
+    while (h->n >= rec->batch || (owed && h->n > 0)) {
         if (rec->failing && !force && mono_ms() < rec->retry_at)
             return -1;
         force = 0;
@@ -683,6 +756,7 @@ static int write_held(co_recorder *rec, int all, int force)
             return rc;
         }
         on_success(rec);
+        owed = owed > n ? owed - n : 0;
         /* Refill from the rings: while the store keeps up the hand is only
          * filled up to its room. */
         drain(rec);
@@ -880,6 +954,16 @@ static void rec_destroy(co_recorder *rec)
                 item_free(q->slots[tail++ & q->mask]);
         }
         free(q->slots);
+        for (rec_item *l = atomic_load(&q->returned); l;) {
+            rec_item *next = l->next_returned;
+            free(l);
+            l = next;
+        }
+        for (rec_item *l = q->spare; l;) {
+            rec_item *next = l->next_returned;
+            free(l);
+            l = next;
+        }
     }
     while (rec->hd.n)
         item_free(hand_pop(&rec->hd));
@@ -1139,6 +1223,7 @@ void co_recorder_stats(co_recorder *rec, co_recorder_counters *out)
     for (int i = 0; i < rec->nrings; i++) {
         out->pushed += atomic_load_explicit(&rec->rings[i].head, memory_order_relaxed);
         out->dropped_queue_full += get(&rec->rings[i].dropped_full);
+        out->recycled += get(&rec->rings[i].recycled);
         out->dropped_invalid += get(&rec->rings[i].dropped_invalid);
     }
     out->recorded = get(&rec->recorded);

@@ -460,6 +460,51 @@ static void test_batches_respect_batch(void **state)
     fault_destroy(&fc);
 }
 
+/* A tick writes what the writer held when it came; records arriving during
+ * that write wait for a full batch or the next tick instead of being
+ * committed a few at a time right after it. */
+static void test_tick_does_not_chase_arrivals(void **state)
+{
+    fixture *f = *state;
+    fault_ctl fc;
+    fault_init(&fc);
+    co_recorder_opts o = {.open = fault_open, .open_ud = &fc};
+    co_recorder_conf c = conf_of(4096, 1000, 1000, 1);
+    co_recorder *rec;
+    assert_int_equal(co_recorder_new_opts(&rec, f->url, &c, 1, &o), 0);
+    co_recorder_ring *q = co_recorder_producer(rec, 0);
+
+    fault_set(&fc, 0, 1);
+    co_exchange x;
+    for (int i = 0; i < 10; i++) {
+        make_x(&x, 0, i);
+        assert_int_equal(co_recorder_push(q, &x), 0);
+    }
+    fault_wait_entered(&fc, 1); /* the tick's write of the 10, held */
+    for (int i = 10; i < 15; i++) {
+        make_x(&x, 0, i);
+        assert_int_equal(co_recorder_push(q, &x), 0);
+    }
+    fault_set(&fc, 0, 0);
+    for (int i = 0; i < 10000 && stats_of(rec).recorded < 10; i++)
+        usleep(1000);
+    assert_int_equal(stats_of(rec).recorded, 10);
+    /* The next tick is a second away: the 5 are still waiting well before. */
+    usleep(200 * 1000);
+    co_recorder_counters k = stats_of(rec);
+    assert_int_equal(k.recorded, 10);
+    assert_int_equal(k.queue_depth, 5);
+    assert_int_equal(co_recorder_flush(rec, 30000), 0);
+    pthread_mutex_lock(&fc.mu);
+    assert_int_equal(fc.nsizes, 2);
+    assert_int_equal(fc.sizes[0], 10);
+    assert_int_equal(fc.sizes[1], 5);
+    pthread_mutex_unlock(&fc.mu);
+    co_recorder_free(rec);
+    assert_int_equal(count_rows(f), 15);
+    fault_destroy(&fc);
+}
+
 /* ---- ring full ------------------------------------------------------------ */
 
 static void test_ring_full_counts_overflow(void **state)
@@ -948,6 +993,68 @@ static void push_sized(co_recorder *rec, int seq, const char *text)
     assert_int_equal(co_recorder_push(co_recorder_producer(rec, 0), &x), 0);
 }
 
+/* Written records go back to their ring and later pushes reuse their memory:
+ * what is stored must still be exactly what each push gave, whether its
+ * memory was reused, refused as too small, or too large to keep. */
+static void push_text(co_recorder *rec, int seq, size_t len, char fill)
+{
+    char *text = malloc(len + 1);
+    assert_non_null(text);
+    memset(text, fill, len);
+    text[len] = '\0';
+    int n = snprintf(text, len, "%06d:", seq);
+    text[n] = ':';
+    push_sized(rec, seq, text);
+    free(text);
+}
+
+static void test_written_records_reused(void **state)
+{
+    fixture *f = *state;
+    co_recorder_conf c = conf_of(1024, 64, 60000, 1);
+    co_recorder *rec;
+    assert_int_equal(co_recorder_new(&rec, f->url, &c, 1), 0);
+    for (int i = 0; i < 50; i++)
+        push_text(rec, i, 1000, 'a');
+    assert_int_equal(co_recorder_flush(rec, 30000), 0);
+    assert_int_equal(stats_of(rec).recycled, 0);
+
+    /* Same size: every push reuses one of the 50 written records. */
+    for (int i = 50; i < 100; i++)
+        push_text(rec, i, 1000, 'b');
+    assert_int_equal(co_recorder_flush(rec, 30000), 0);
+    assert_int_equal(stats_of(rec).recycled, 50);
+
+    /* Three times larger: nothing written so far fits, so nothing is reused
+     * (the records looked at are freed on the way). */
+    for (int i = 100; i < 110; i++)
+        push_text(rec, i, 3000, 'c');
+    /* Much smaller: a record that would waste more than half is not reused. */
+    for (int i = 110; i < 120; i++)
+        push_text(rec, i, 100, 'd');
+    assert_int_equal(co_recorder_flush(rec, 30000), 0);
+    assert_int_equal(stats_of(rec).recycled, 50);
+    co_recorder_counters k = stats_of(rec);
+    assert_int_equal(k.recorded, 120);
+    assert_int_equal(k.queue_depth, 0);
+    co_recorder_free(rec);
+
+    co_exchange_list l;
+    read_rows(f, &l);
+    assert_int_equal(l.n, 120);
+    for (size_t i = 0; i < l.n; i++) {
+        const co_exchange *x = &l.v[i].x;
+        int seq = atoi(x->request_id + 3);
+        size_t want_len = seq < 100 ? 1000 : seq < 110 ? 3000 : 100;
+        char fill = seq < 50 ? 'a' : seq < 100 ? 'b' : seq < 110 ? 'c' : 'd';
+        assert_non_null(x->request_json);
+        assert_int_equal(strlen(x->request_json), want_len);
+        assert_int_equal(atoi(x->request_json), seq);
+        assert_int_equal(x->request_json[want_len - 1], fill);
+    }
+    co_exchange_list_free(&l);
+}
+
 static void test_background_lifted_by_backlog_and_flush(void **state)
 {
     fixture *f = *state;
@@ -1121,6 +1228,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_concurrent_producers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batches_respect_batch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tick_does_not_chase_arrivals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ring_full_counts_overflow, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_failing_then_recovers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_busy_then_recovers, setup, teardown),
@@ -1134,6 +1242,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_text_bounded_on_utf8_boundary, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invalid_records_isolated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_new_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_written_records_reused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_background_lifted_by_backlog_and_flush, setup, teardown),
         cmocka_unit_test_setup_teardown(test_background_lifted_when_stalled, setup, teardown),
         cmocka_unit_test_setup_teardown(test_priority_normal, setup, teardown),
