@@ -9,7 +9,7 @@
  * (co_recorder_producer). co_recorder_push copies the exchange into one
  * allocation and never blocks, never locks: when the ring (or the worker's
  * share of the memory bound) is full, the record is dropped and counted.
- * Written records go back to their ring (up to 2 MiB each), and the next
+ * Written records go back to their ring (up to 1 MiB each), and the next
  * pushes reuse their memory, so a worker's allocations are freed by that
  * worker only.
  *

@@ -57,7 +57,7 @@
 #define REC_DEFAULT_BACKLOG ((int64_t)4 * 1024 * 1024)
 #define REC_LOW_NICE 10
 /* Finished records each ring may hold for its producer to reuse. */
-#define REC_RETURN_MAX ((uint64_t)2 * 1024 * 1024)
+#define REC_RETURN_MAX ((uint64_t)1024 * 1024) /* a batch of ~2 KB records */
 
 /* The writer's priority levels; larger yields more. */
 enum { REC_NORMAL = 0, REC_LOW = 1, REC_IDLE = 2 };
