@@ -498,6 +498,7 @@ static void cb_recorder(void *ud, co_metrics_sink *s, int what)
     case 6: co_metrics_emit(s, NULL, (double)c.batches); break;
     case 7: co_metrics_emit(s, NULL, c.background); break;
     case 8: co_metrics_emit(s, NULL, (double)c.lifts); break;
+    case 9: co_metrics_emit(s, NULL, (double)c.recycled); break;
     default: break;
     }
 }
@@ -510,6 +511,7 @@ static void cb_rec_ok(void *ud, co_metrics_sink *s) { cb_recorder(ud, s, 5); }
 static void cb_rec_batches(void *ud, co_metrics_sink *s) { cb_recorder(ud, s, 6); }
 static void cb_rec_background(void *ud, co_metrics_sink *s) { cb_recorder(ud, s, 7); }
 static void cb_rec_lifts(void *ud, co_metrics_sink *s) { cb_recorder(ud, s, 8); }
+static void cb_rec_recycled(void *ud, co_metrics_sink *s) { cb_recorder(ud, s, 9); }
 
 static void up_sum(co_gateway *gw, co_upstream_counters *sum)
 {
@@ -673,6 +675,8 @@ static int met_new(co_gateway *gw, const co_config *cfg, gw_met **out)
          cb_rec_background},
         {"cutover_recorder_lifts_total", "times the background recorder was lifted a priority level (backlog, flush)",
          CO_METRIC_COUNTER, cb_rec_lifts},
+        {"cutover_recorder_recycled_total", "exchanges recorded in the memory of one already written",
+         CO_METRIC_COUNTER, cb_rec_recycled},
         {"cutover_upstream_in_flight", "upstream transfers in flight", CO_METRIC_GAUGE, cb_up_inflight},
         {"cutover_upstream_requests_total", "upstream transfers started", CO_METRIC_COUNTER, cb_up_started},
         {"cutover_upstream_connections_opened_total", "upstream connections opened", CO_METRIC_COUNTER, cb_up_connects},
