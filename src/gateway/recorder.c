@@ -942,6 +942,15 @@ static void *writer_main(void *arg)
 
 /* ---- public --------------------------------------------------------------- */
 
+static void free_returned(rec_item *list)
+{
+    while (list) {
+        rec_item *next = list->next_returned;
+        free(list);
+        list = next;
+    }
+}
+
 static void rec_destroy(co_recorder *rec)
 {
     if (!rec)
@@ -954,16 +963,8 @@ static void rec_destroy(co_recorder *rec)
                 item_free(q->slots[tail++ & q->mask]);
         }
         free(q->slots);
-        for (rec_item *l = atomic_load(&q->returned); l;) {
-            rec_item *next = l->next_returned;
-            free(l);
-            l = next;
-        }
-        for (rec_item *l = q->spare; l;) {
-            rec_item *next = l->next_returned;
-            free(l);
-            l = next;
-        }
+        free_returned(atomic_load(&q->returned));
+        free_returned(q->spare);
     }
     while (rec->hd.n)
         item_free(hand_pop(&rec->hd));
