@@ -191,6 +191,15 @@ static void fault_wait_entered(fault_ctl *c, int n)
     assert_true(got >= n);
 }
 
+/* A one-ring recorder whose store is the fault store above. */
+static co_recorder *new_on_fault(const fixture *f, fault_ctl *fc, const co_recorder_conf *c)
+{
+    co_recorder_opts o = {.open = fault_open, .open_ud = fc};
+    co_recorder *rec = NULL;
+    assert_int_equal(co_recorder_new_opts(&rec, f->url, c, 1, &o), 0);
+    return rec;
+}
+
 /* ---- log capture ---------------------------------------------------------- */
 
 typedef struct logcap {
@@ -423,10 +432,8 @@ static void test_batches_respect_batch(void **state)
     fixture *f = *state;
     fault_ctl fc;
     fault_init(&fc);
-    co_recorder_opts o = {.open = fault_open, .open_ud = &fc};
     co_recorder_conf c = conf_of(4096, 37, 10, 1);
-    co_recorder *rec;
-    assert_int_equal(co_recorder_new_opts(&rec, f->url, &c, 1, &o), 0);
+    co_recorder *rec = new_on_fault(f, &fc, &c);
     co_recorder_ring *q = co_recorder_producer(rec, 0);
 
     /* Hold the writer inside its first write, queue 500 behind it. */
@@ -468,10 +475,8 @@ static void test_tick_does_not_chase_arrivals(void **state)
     fixture *f = *state;
     fault_ctl fc;
     fault_init(&fc);
-    co_recorder_opts o = {.open = fault_open, .open_ud = &fc};
     co_recorder_conf c = conf_of(4096, 1000, 1000, 1);
-    co_recorder *rec;
-    assert_int_equal(co_recorder_new_opts(&rec, f->url, &c, 1, &o), 0);
+    co_recorder *rec = new_on_fault(f, &fc, &c);
     co_recorder_ring *q = co_recorder_producer(rec, 0);
 
     fault_set(&fc, 0, 1);
@@ -1062,11 +1067,9 @@ static void test_background_lifted_by_backlog_and_flush(void **state)
         skip(); /* this process may not leave SCHED_IDLE: see test_background_refused */
     fault_ctl fc;
     fault_init(&fc);
-    co_recorder_opts o = {.open = fault_open, .open_ud = &fc};
     co_recorder_conf c = conf_of(4096, 16, 60000, 1);
     c.background_backlog = 64 * 1024; /* nice 10 past 32 KiB waiting, nice 0 past 64 */
-    co_recorder *rec;
-    assert_int_equal(co_recorder_new_opts(&rec, f->url, &c, 1, &o), 0);
+    co_recorder *rec = new_on_fault(f, &fc, &c);
     wait_background(rec, 2);
     assert_int_equal(writer_level(), 2);
     assert_int_equal(stats_of(rec).lifts, 0);
@@ -1123,10 +1126,8 @@ static void test_background_lifted_when_stalled(void **state)
         skip();
     fault_ctl fc;
     fault_init(&fc);
-    co_recorder_opts o = {.open = fault_open, .open_ud = &fc};
     co_recorder_conf c = conf_of(4096, 16, 20, 1); /* stalled after 540 ms */
-    co_recorder *rec;
-    assert_int_equal(co_recorder_new_opts(&rec, f->url, &c, 1, &o), 0);
+    co_recorder *rec = new_on_fault(f, &fc, &c);
     wait_background(rec, 2);
     fault_set(&fc, 0, 1);
     int seq = 0;
